@@ -1,0 +1,94 @@
+# pmem.poison: one entry point for people and CI.
+#   make demo   boot the emulated-pmem lab, poison files, converge it, print the report
+#   make test   the whole suite: sanity, units, lint, host tests on loop devices, Molecule on the lab
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+# Python 3.11: ansible-core 2.19 is the newest it takes; pyenv's or Debian's.
+PYTHON ?= $(firstword $(shell command -v python3.11) $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) /usr/bin/python3.11)
+VENV := $(REPO)/.venv
+# Every recipe sees the pinned tools first and the checkout as ansible_collections/pmem/poison.
+ENV := source $(REPO)/scripts/env.sh &&
+ANSIBLE_TEST_ROOT := $(REPO)/.build/ansible-test/ansible_collections/pmem/poison
+MOLECULE_SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(patsubst %/molecule.yml,%,$(wildcard $(REPO)/molecule/*/molecule.yml)))))
+
+# Debian packages the host needs: the lab (QEMU, debootstrap), host tests (XFS/ext4 tools, xattrs),
+# ansible-test's git checkout, and shellcheck for the lab scripts.
+HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap xfsprogs e2fsprogs attr rsync git \
+	openssh-client socat shellcheck util-linux
+
+LAB_DIR := $(REPO)/lab
+-include $(REPO)/lab/lab.mk
+-include $(REPO)/tests/bench/bench.mk
+
+.PHONY: help deps venv seed-ansible-test sanity units lint host molecule test demo clean
+
+help:
+	@echo "make demo            boot the lab, poison files, converge, print the report"
+	@echo "make test            sanity + units + lint + host tests + Molecule on the lab"
+	@echo "make units|sanity|lint|host|molecule|bench|lab-up|lab-ssh|lab-down|lab-selftest"
+
+deps:
+	@missing=""; for p in $(HOST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.stamp: requirements-dev.txt
+	@echo "==> creating $(VENV) from requirements-dev.txt"
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# ansible-test fetches a pip bootstrap script from a host we cannot reach: seed its cache.
+seed-ansible-test:
+	mkdir -p $(HOME)/.ansible/test/cache
+	cp $(REPO)/scripts/get_pip_seed.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
+# ansible-test wants a git checkout at .../ansible_collections/pmem/poison: mirror the work tree
+# (with .git, so untracked files count) there.
+$(ANSIBLE_TEST_ROOT): FORCE
+	mkdir -p $@
+	rsync -a --delete --exclude=/.build --exclude=/.venv --exclude=/lab/.run --exclude=/tests/output $(REPO)/ $@/
+FORCE:
+
+sanity: venv seed-ansible-test $(ANSIBLE_TEST_ROOT)
+	@echo "==> ansible-test sanity"
+	$(ENV) cd $(ANSIBLE_TEST_ROOT) && ansible-test sanity --venv --python 3.11 --requirements --color no
+
+units: venv
+	@echo "==> unit tests"
+	$(ENV) cd $(REPO) && python -m pytest -p no:cacheprovider -q tests/unit
+
+lint: venv
+	@echo "==> ansible-lint (production profile)"
+	$(ENV) cd $(REPO) && ansible-lint --profile production
+
+host: venv
+	@echo "==> host integration tests on loop devices (root)"
+	$(ENV) cd $(REPO) && python -m pytest -p no:cacheprovider -q tests/host
+
+molecule: venv
+	@echo "==> Molecule scenarios: $(MOLECULE_SCENARIOS)"
+	$(ENV) cd $(REPO) && for s in $(MOLECULE_SCENARIOS); do \
+	  echo "==> molecule test -s $$s"; start=$$(date +%s); \
+	  molecule test -s "$$s"; \
+	  echo "==> molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: deps venv sanity units lint host lab-build molecule lab-selftest
+	@echo "==> make test: all stages passed"
+
+demo: deps venv lab-build
+	$(ENV) cd $(REPO) && bash scripts/demo.sh
+
+clean:
+	rm -rf $(REPO)/.build $(REPO)/tests/output

@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The durable record of lost data: one JSON document per host.
+
+Two halves, kept apart on purpose:
+
+* pure functions over plain dicts (``entry_id``, ``merge_detections``, ``apply_event``,
+  ``close_entry``, ``validate``): no I/O, unit-tested with hypothesis;
+* I/O (``load``, ``save``, ``read_open_entries``, ``LedgerStore``): atomic save (temp file in the
+  same directory, fsync, rename, fsync of the directory), a ``ledger.lock`` taken with
+  ``fcntl.flock`` and a timeout, root-only modes (directory 0700, file 0600).
+
+Entries are never deleted. History is append-only. A closed entry never reopens silently.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+import errno
+import fcntl
+import json
+import os
+import socket
+import stat
+import tempfile
+import time
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
+    GatherError,
+    LedgerLocked,
+    PmemError,
+)
+
+SCHEMA = 1
+DEFAULT_PATH = "/var/lib/pmem-poison/ledger.json"
+LOCK_NAME = "ledger.lock"
+
+STATES = ("open", "closed")
+EVENTS = (
+    "detected", "resolved", "quarantined", "released", "clear_planned", "cleared",
+    "clear_failed", "restored", "accepted_lost",
+)
+CLOSURES = ("restored", "accepted_lost", "not_file_data_cleared")
+
+# Which events each state accepts. Closing events are handled by close_entry(); "detected" on a
+# closed entry is the reopen path in merge_detections().
+ALLOWED_EVENTS = {
+    "open": frozenset(("detected", "resolved", "quarantined", "released", "clear_planned",
+                       "cleared", "clear_failed")),
+    # a closed entry may still be cleared (zeros over an accepted loss) and released
+    "closed": frozenset(("released", "clear_planned", "cleared", "clear_failed", "resolved")),
+}
+
+# Range fields copied into an entry (a BadRange subset, see docs/design.md).
+RANGE_FIELDS = (
+    "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "area",
+    "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
+    "software_only",
+)
+# Owner fields whose change since the last resolution is worth a "resolved" history event.
+OWNER_TRACKED = ("paths", "generation", "repair_offset", "repair_length", "shared", "kind",
+                 "metadata_kind", "length")
+
+
+class TransitionError(PmemError):
+    """An event that the entry's state does not allow (e.g. closing a closed entry)."""
+
+
+# --------------------------------------------------------------------------------------------
+# pure part
+# --------------------------------------------------------------------------------------------
+
+def utcnow():
+    """ISO 8601 UTC timestamp with seconds resolution, e.g. 2026-11-21T05:03:19Z."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def empty_ledger(host=None):
+    return {"schema": SCHEMA, "host": host if host is not None else socket.gethostname(),
+            "entries": []}
+
+
+def entry_id(range_id, owner):
+    """Stable id per (range, owner): ``<range_id>|<device>|ino=<inode>|off=<file_offset>``.
+
+    Owners without an inode (metadata, free space, info block, raw, devdax, unknown) use the owner
+    kind in place of the inode (``ino=metadata:log``, ``ino=free``) and ``off=-``, so two
+    non-file owners of one range still get distinct ids.
+    """
+    owner = owner or {}
+    device = owner.get("device") or "-"
+    inode = owner.get("inode")
+    if inode is None:
+        kind = owner.get("kind") or "unknown"
+        if owner.get("metadata_kind"):
+            kind = "%s:%s" % (kind, owner["metadata_kind"])
+        ino = kind
+    else:
+        ino = str(int(inode))
+    off = owner.get("file_offset")
+    off = "-" if off is None else str(int(off))
+    if owner.get("attr_fork"):
+        off += ":attr"
+    return "%s|%s|ino=%s|off=%s" % (range_id, device, ino, off)
+
+
+def find_entry(ledger, eid):
+    for entry in ledger.get("entries", []):
+        if entry.get("id") == eid:
+            return entry
+    return None
+
+
+def open_entries(ledger):
+    return [e for e in ledger.get("entries", []) if e.get("state") == "open"]
+
+
+def _event(event, at, details=None):
+    if event not in EVENTS:
+        raise ValueError("unknown ledger event %r" % (event,))
+    return {"at": at, "event": event, "details": dict(details or {})}
+
+
+def _range_subset(bad_range):
+    bad_range = bad_range or {}
+    out = dict((k, bad_range.get(k)) for k in RANGE_FIELDS if k in bad_range)
+    fs = bad_range.get("filesystem")
+    if fs:
+        out["filesystem"] = dict(fs)
+    return out
+
+
+def new_entry(bad_range, owner, at, details=None):
+    range_id = (bad_range or {}).get("id") or (owner or {}).get("range_id")
+    if not range_id:
+        raise ValueError("a ledger entry needs a range id")
+    return {
+        "id": entry_id(range_id, owner),
+        "state": "open",
+        "range": _range_subset(bad_range) if bad_range else {"id": range_id},
+        "owner": copy.deepcopy(owner or {}),
+        "history": [
+            _event("detected", at, details),
+            _event("resolved", at, {"kind": (owner or {}).get("kind")}),
+        ],
+        "closure": None,
+    }
+
+
+def last_poison_event(entry):
+    """The most recent event that says something about the poison itself, or None."""
+    for ev in reversed(entry.get("history", [])):
+        if ev.get("event") in ("detected", "cleared", "clear_failed"):
+            return ev
+    return None
+
+
+def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
+    """Merge resolver output into a copy of ``ledger``.
+
+    ``resolve_results`` is pmem_resolve's ``results`` (``[{range_id, owners, error}]``);
+    ``bad_ranges`` maps range id to the BadRange (or is a list of BadRanges). Returns
+    ``(new_ledger, changes)`` where ``changes`` is a list of ``{entry_id, change, reason}``
+    with change ``new``, ``updated`` or ``reopened``. Ranges whose resolution failed are
+    recorded with an ``unknown`` owner so they are never forgotten.
+
+    Rules: a new (range, owner) makes a new open entry; an open entry whose owner changed gets a
+    ``resolved`` event; a closed entry is reopened only when its poison had been verified cleared
+    (last poison event ``cleared``) and the range is listed again: it gets a ``detected`` event
+    with ``reopened: true`` and the old closure moves into that event. A closed entry whose poison
+    was never cleared (loss accepted, poison still listed) stays closed: that listing is known.
+    """
+    at = at or utcnow()
+    new = copy.deepcopy(ledger) if ledger else empty_ledger()
+    new.setdefault("entries", [])
+    if isinstance(bad_ranges, list):
+        bad_ranges = dict((r.get("id"), r) for r in bad_ranges)
+    bad_ranges = bad_ranges or {}
+    changes = []
+    for result in resolve_results or []:
+        range_id = result.get("range_id")
+        if not range_id:
+            continue
+        owners = list(result.get("owners") or [])
+        if not owners:
+            owners = [{"kind": "unknown", "range_id": range_id,
+                       "reason": result.get("error") or "no owner reported"}]
+        bad_range = bad_ranges.get(range_id) or {"id": range_id}
+        for owner in owners:
+            eid = entry_id(range_id, owner)
+            entry = find_entry(new, eid)
+            if entry is None:
+                new["entries"].append(new_entry(bad_range, owner, at))
+                changes.append({"entry_id": eid, "change": "new", "reason": "new bad range/owner"})
+                continue
+            if entry["state"] == "closed":
+                last = last_poison_event(entry)
+                if last is not None and last["event"] == "cleared":
+                    closure = entry.get("closure")
+                    entry["history"].append(_event("detected", at, {
+                        "reopened": True,
+                        "reason": "range listed again after it was verified cleared at %s"
+                                  % last.get("at"),
+                        "previous_closure": closure,
+                    }))
+                    entry["state"] = "open"
+                    entry["closure"] = None
+                    entry["owner"] = copy.deepcopy(owner)
+                    changes.append({"entry_id": eid, "change": "reopened",
+                                    "reason": "listed again after verified clear"})
+                continue
+            diff = dict((k, {"old": entry["owner"].get(k), "new": owner.get(k)})
+                        for k in OWNER_TRACKED if entry["owner"].get(k) != owner.get(k))
+            if diff:
+                entry["history"].append(_event("resolved", at, {"changed": diff}))
+                entry["owner"] = copy.deepcopy(owner)
+                changes.append({"entry_id": eid, "change": "updated",
+                                "reason": "owner changed: %s" % ", ".join(sorted(diff))})
+    return new, changes
+
+
+def apply_event(entry, event, at=None, details=None):
+    """Return a copy of ``entry`` with ``event`` appended; refuses events the state forbids."""
+    if event not in EVENTS:
+        raise ValueError("unknown ledger event %r" % (event,))
+    if event in ("restored", "accepted_lost"):
+        raise TransitionError("use close_entry() for %s" % event, range=entry.get("id"))
+    state = entry.get("state")
+    if event not in ALLOWED_EVENTS.get(state, ()):
+        raise TransitionError("event %s is not allowed on a %s entry" % (event, state),
+                              range=entry.get("id"))
+    new = copy.deepcopy(entry)
+    new["history"].append(_event(event, at or utcnow(), details))
+    return new
+
+
+def close_entry(entry, how, at=None, by=None, why=None, source=None, sha256=None, details=None):
+    """Return a closed copy of ``entry``. Closing a closed entry the same way is a no-op copy;
+    closing it another way is refused (closures are affirmative steps, not overwritten)."""
+    if how not in CLOSURES:
+        raise ValueError("unknown closure %r" % (how,))
+    at = at or utcnow()
+    if entry.get("state") == "closed":
+        if (entry.get("closure") or {}).get("how") == how:
+            return copy.deepcopy(entry)
+        raise TransitionError(
+            "entry is already closed as %s; it cannot be closed again as %s"
+            % ((entry.get("closure") or {}).get("how"), how), range=entry.get("id"),
+            next_step="leave it closed, or wait for it to be reopened by a new detection")
+    if how == "not_file_data_cleared" and (entry.get("owner") or {}).get("kind") == "file":
+        raise TransitionError("a file-data entry closes only as restored or accepted_lost",
+                              range=entry.get("id"),
+                              next_step="restore from a source or accept the loss")
+    event = {"restored": "restored", "accepted_lost": "accepted_lost",
+             "not_file_data_cleared": "cleared"}[how]
+    new = copy.deepcopy(entry)
+    ev_details = dict(details or {})
+    ev_details.update(dict((k, v) for k, v in (("by", by), ("why", why), ("source", source),
+                                                 ("sha256", sha256)) if v is not None))
+    if how != "not_file_data_cleared":
+        new["history"].append(_event(event, at, ev_details))
+    new["state"] = "closed"
+    new["closure"] = {"how": how, "at": at, "by": by, "why": why, "source": source,
+                      "sha256": sha256}
+    return new
+
+
+def replace_entry(ledger, entry):
+    """Return a copy of ``ledger`` with the entry of the same id replaced (or appended)."""
+    new = copy.deepcopy(ledger)
+    for i, old in enumerate(new["entries"]):
+        if old.get("id") == entry.get("id"):
+            new["entries"][i] = copy.deepcopy(entry)
+            return new
+    new["entries"].append(copy.deepcopy(entry))
+    return new
+
+
+def validate(data, path="<ledger>"):
+    """Raise GatherError unless ``data`` is a ledger this code understands."""
+    def bad(why):
+        return GatherError("ledger %s is corrupt or of an unknown format: %s" % (path, why),
+                           device=None, range=None,
+                           next_step="inspect the file; it is never rewritten while unreadable")
+    if not isinstance(data, dict):
+        raise bad("top level is not an object")
+    schema = data.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise bad("no integer schema")
+    if schema > SCHEMA:
+        raise GatherError("ledger %s has schema %d; this collection understands up to %d"
+                          % (path, schema, SCHEMA), next_step="upgrade the pmem.poison collection")
+    if not isinstance(data.get("entries"), list):
+        raise bad("entries is not a list")
+    seen = set()
+    for i, entry in enumerate(data["entries"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise bad("entry %d has no id" % i)
+        if entry["id"] in seen:
+            raise bad("duplicate entry id %s" % entry["id"])
+        seen.add(entry["id"])
+        if entry.get("state") not in STATES:
+            raise bad("entry %s has state %r" % (entry["id"], entry.get("state")))
+        if not isinstance(entry.get("history"), list):
+            raise bad("entry %s has no history list" % entry["id"])
+    return data
+
+
+def dumps(data):
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# I/O part
+# --------------------------------------------------------------------------------------------
+
+def read_bytes(path):
+    """The ledger file's bytes, or None when it does not exist. GatherError when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise GatherError("cannot read ledger %s: %s" % (path, os.strerror(e.errno or 0)),
+                          next_step="run as root (the ledger is root-only)")
+
+
+def parse(raw, path="<ledger>"):
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise GatherError("ledger %s is corrupt (not JSON: %s)" % (path, e),
+                          next_step="inspect the file; it is never rewritten while unreadable")
+    return validate(data, path)
+
+
+def load(path=DEFAULT_PATH, host=None):
+    """The ledger at ``path``; an empty one when the file is absent."""
+    raw = read_bytes(path)
+    if raw is None:
+        return empty_ledger(host)
+    return parse(raw, path)
+
+
+def read_open_entries(path=DEFAULT_PATH):
+    """Open entries of the ledger at ``path``: [] when absent; GatherError when unreadable/corrupt."""
+    raw = read_bytes(path)
+    if raw is None:
+        return []
+    return open_entries(parse(raw, path))
+
+
+def _fsync_dir(dirpath):
+    fd = os.open(dirpath, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(dirpath):
+    """Create the ledger directory root-only (0700). An existing directory must not be a symlink."""
+    try:
+        os.makedirs(dirpath, 0o700)
+        _fsync_dir(os.path.dirname(os.path.abspath(dirpath)))
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise PmemError("cannot create ledger directory %s: %s"
+                            % (dirpath, os.strerror(e.errno or 0)))
+    st = os.lstat(dirpath)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PmemError("ledger directory %s is not a directory (symlink?)" % dirpath,
+                        next_step="remove it or choose another ledger path")
+
+
+def save(path, data):
+    """Atomically replace the ledger at ``path`` with ``data`` (validated first)."""
+    validate(data, path)
+    dirpath = os.path.dirname(os.path.abspath(path))
+    ensure_dir(dirpath)
+    payload = dumps(data).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=".ledger.", suffix=".tmp", dir=dirpath)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(payload)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.rename(tmp, path)
+        tmp = None
+        _fsync_dir(dirpath)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+class LedgerStore:
+    """The ledger under its lock, for one module run.
+
+    with LedgerStore(path, timeout=30) as store:
+        store.data            # the ledger (dict)
+        store.update(entry)   # replace one entry in memory
+        store.commit()        # atomic save if anything changed (write-ahead: call before acting)
+
+    ``readonly=True`` (check mode) creates nothing: it takes a shared lock only if the lock file
+    already exists and never saves.
+    """
+
+    def __init__(self, path=DEFAULT_PATH, timeout=30.0, readonly=False, host=None):
+        self.path = path
+        self.timeout = timeout
+        self.readonly = readonly
+        self.lock_path = os.path.join(os.path.dirname(os.path.abspath(path)), LOCK_NAME)
+        self._lock_fd = None
+        self.data = None
+        self.before = None
+        self.host = host
+
+    # locking ---------------------------------------------------------------------------------
+    def _holder(self):
+        try:
+            with open(self.lock_path, "r") as f:
+                return f.read().strip() or None
+        except (IOError, OSError):
+            return None
+
+    def acquire(self):
+        if self.readonly:
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return
+            mode = fcntl.LOCK_SH
+        else:
+            ensure_dir(os.path.dirname(self.lock_path))
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            mode = fcntl.LOCK_EX
+        deadline = time.monotonic() + max(0.0, float(self.timeout))
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    holder = self._holder()
+                    raise LedgerLocked(
+                        "ledger %s is locked by another run%s (waited %ss)"
+                        % (self.path, " (pid %s)" % holder if holder else "", self.timeout),
+                        next_step="wait for that run to finish, or raise the lock timeout")
+                time.sleep(0.1)
+        if not self.readonly:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def release(self):
+        if self._lock_fd is not None:
+            try:
+                if not self.readonly:
+                    os.ftruncate(self._lock_fd, 0)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self):
+        self.acquire()
+        try:
+            self.data = load(self.path, self.host)
+        except Exception:
+            self.release()
+            raise
+        self.before = copy.deepcopy(self.data)
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+    # data ------------------------------------------------------------------------------------
+    def entry(self, eid):
+        return find_entry(self.data, eid)
+
+    def update(self, entry):
+        self.data = replace_entry(self.data, entry)
+
+    @property
+    def changed(self):
+        return self.data != self.before
+
+    def commit(self):
+        """Save if changed since load or the last commit. Returns True if it wrote."""
+        if self.readonly:
+            return False
+        if self.data == self._saved():
+            return False
+        save(self.path, self.data)
+        self._last_saved = copy.deepcopy(self.data)
+        return True
+
+    def _saved(self):
+        return getattr(self, "_last_saved", self.before)
+
+    def diff(self, entry_ids=None):
+        """{before, after} as text (only the given entries when entry_ids is given)."""
+        def pick(data):
+            if entry_ids is None:
+                return data
+            ids = set(entry_ids)
+            return dict(data, entries=[e for e in data.get("entries", []) if e.get("id") in ids])
+        return {"before": dumps(pick(self.before)), "after": dumps(pick(self.data)),
+                "before_header": self.path, "after_header": self.path}
