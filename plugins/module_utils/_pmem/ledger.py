@@ -469,7 +469,18 @@ class LedgerStore:
         if not self.readonly:
             os.ftruncate(fd, 0)
             os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+            self._remove_stale_temps()
         self._lock_fd = fd
+
+    def _remove_stale_temps(self):
+        """Temp files of a run killed mid-save (we hold the lock: nobody else is saving)."""
+        dirpath = os.path.dirname(self.lock_path)
+        for name in os.listdir(dirpath):
+            if name.startswith(".ledger.") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                except OSError:
+                    pass
 
     def release(self):
         if self._lock_fd is not None:

@@ -255,3 +255,12 @@ def test_lock_timeout_names_holder(tmp_path):
         proc.join(10)
     with L.LedgerStore(p, timeout=1):
         pass
+
+
+def test_stale_temp_files_removed_under_lock(tmp_path):
+    p = str(tmp_path / "ledger.json")
+    stale = tmp_path / ".ledger.abc.tmp"
+    stale.write_text("{")
+    with L.LedgerStore(p, timeout=1):
+        pass
+    assert not stale.exists()

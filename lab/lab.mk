@@ -1,0 +1,31 @@
+# pmem.poison lab targets. Include from the top Makefile: `include lab/lab.mk`.
+#   make lab-build    [FLAVOUR=stock|nfit_test]   build (or reuse from the cache) the flavour
+#   make lab-up       [FLAVOUR=...] [LAB_NAME=...] start an instance from the snapshot
+#   make lab-ssh      [LAB_NAME=...] [CMD='...']   ssh into it (or run CMD)
+#   make lab-down     [LAB_NAME=...]               stop it (its own QEMU PID only)
+#   make lab-selftest [LAB_FLAVOURS='stock nfit_test']
+# Cache: $(PMEM_LAB_CACHE) (default /var/cache/pmem-poison-lab), keyed by a hash of the recipe.
+ifndef LAB_DIR
+LAB_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+endif
+FLAVOUR ?= stock
+LAB_NAME ?= $(FLAVOUR)
+LAB_FLAVOURS ?= stock nfit_test
+CMD ?=
+
+.PHONY: lab-build lab-up lab-ssh lab-down lab-selftest
+
+lab-build:
+	$(LAB_DIR)/build.sh '$(FLAVOUR)'
+
+lab-up:
+	$(LAB_DIR)/up.sh '$(FLAVOUR)' '$(LAB_NAME)'
+
+lab-ssh:
+	$(LAB_DIR)/ssh.sh '$(LAB_NAME)' $(CMD)
+
+lab-down:
+	$(LAB_DIR)/down.sh '$(LAB_NAME)'
+
+lab-selftest:
+	$(LAB_DIR)/selftest.sh $(LAB_FLAVOURS)

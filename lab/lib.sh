@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2054  # globals for the sourcing scripts; QEMU options contain commas
+# Shared helpers of the pmem.poison lab scripts (sourced, not run).
+# The QEMU command line lives here and only here: a snapshot loads only into the machine it was
+# saved from, so this file is part of the cache key (see lab_key).
+
+LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=recipe.env
+source "$LAB_DIR/recipe.env"
+LAB_RUN_DIR="${LAB_RUN_DIR:-$LAB_DIR/.run}"
+LAB_SNAPSHOT=lab
+LAB_KERNEL_APPEND="console=ttyS0 root=/dev/vda rw net.ifnames=0 memmap=512M!1G quiet loglevel=4 nokaslr tsc=reliable"
+LAB_T0=${LAB_T0:-$SECONDS}
+
+lab_log() { printf '[lab %4ds] %s\n' "$((SECONDS - LAB_T0))" "$*" >&2; }
+lab_die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
+
+lab_check_flavour() {
+  case "${1:-}" in
+    stock | nfit_test) ;;
+    *) lab_die "flavour must be stock or nfit_test, got '${1:-}'" ;;
+  esac
+}
+
+# Files whose content defines a flavour's artefact. Changing any of them changes the key.
+lab_recipe_files() {
+  local flavour=$1
+  printf '%s\n' "$LAB_DIR/recipe.env" "$LAB_DIR/lib.sh" "$LAB_DIR/build.sh" "$LAB_DIR/monitor.py" \
+    "$LAB_DIR/guest/configure-rootfs.sh" "$LAB_DIR/guest/firstboot.sh"
+  if [[ $flavour == nfit_test ]]; then
+    # The nfit_test module build: its scripts and patches, not its outputs or hidden work dirs.
+    find "$LAB_DIR/nfit_test" -path '*/.*' -prune -o -type f \
+      \( -name '*.sh' -o -name '*.patch' -o -name '*.env' -o -name '*.mk' -o -name 'Makefile' -o -name '*.py' -o -name '*.conf' \) \
+      -print | LC_ALL=C sort
+  fi
+}
+
+# Cache key: sha256 over the recipe files' paths (relative to lab/) and contents, plus the flavour.
+lab_key() {
+  local flavour=$1 f
+  {
+    printf 'flavour=%s\n' "$flavour"
+    while IFS= read -r f; do
+      printf '%s\n' "${f#"$LAB_DIR"/}"
+      sha256sum <"$f"
+    done < <(lab_recipe_files "$flavour")
+  } | sha256sum | cut -c1-16
+}
+
+# The rootfs (shared by both flavours) depends only on the pins, the build script and the chroot
+# configuration script.
+lab_rootfs_key() {
+  local f
+  for f in "$LAB_DIR/recipe.env" "$LAB_DIR/build.sh" "$LAB_DIR/guest/configure-rootfs.sh"; do
+    printf '%s\n' "${f#"$LAB_DIR"/}"
+    sha256sum <"$f"
+  done | sha256sum | cut -c1-16
+}
+
+lab_artefact_dir() {
+  local flavour=$1
+  printf '%s/%s-%s\n' "$PMEM_LAB_CACHE" "$flavour" "$(lab_key "$flavour")"
+}
+
+lab_ssh_key() { printf '%s/ssh/id_ed25519\n' "$PMEM_LAB_CACHE"; }
+
+lab_ensure_ssh_key() {
+  local key
+  key=$(lab_ssh_key)
+  if [[ ! -s $key ]]; then
+    mkdir -p "$(dirname "$key")"
+    chmod 0700 "$(dirname "$key")"
+    ssh-keygen -q -t ed25519 -N '' -C pmem-poison-lab -f "$key"
+  fi
+}
+
+# A free TCP port on 127.0.0.1 (QEMU binds it; a race is retried by the caller).
+lab_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# lab_qemu_argv ARTEFACT_DIR|RUN_DIR DISK NVDIMM PORT MONITOR SERIAL_LOG PIDFILE
+# Fills the global array LAB_QEMU_ARGV. KERNEL/INITRD come from the flavour artefact dir.
+lab_qemu_argv() {
+  local art=$1 disk=$2 nvdimm=$3 port=$4 monitor=$5 serial=$6 pidfile=$7
+  LAB_QEMU_ARGV=(
+    qemu-system-x86_64
+    -name pmem-lab
+    -machine pc,nvdimm=on
+    -accel tcg,thread=multi
+    -cpu max
+    -smp 2
+    -m 2G,slots=2,maxmem=6G
+    -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=1G"
+    -device nvdimm,id=nv1,memdev=mem1,label-size=128K
+    -kernel "$art/vmlinuz"
+    -initrd "$art/initrd.img"
+    -append "$LAB_KERNEL_APPEND"
+    -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap"
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22"
+    -device virtio-net-pci,netdev=n0
+    -display none
+    -vga none
+    -serial "file:$serial"
+    -monitor "unix:$monitor,server,nowait"
+    -pidfile "$pidfile"
+    -daemonize
+  )
+}
+
+# lab_ssh_argv PORT: fills LAB_SSH_ARGV (without the command).
+lab_ssh_argv() {
+  local port=$1
+  LAB_SSH_ARGV=(
+    ssh -q -i "$(lab_ssh_key)" -p "$port"
+    -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+    -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3
+    -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o IdentitiesOnly=yes
+    root@127.0.0.1
+  )
+}
+
+# lab_wait_ssh PORT TIMEOUT [PIDFILE]: wait until the guest runs a command over SSH.
+# Each attempt sets the guest clock from the host (the clock is frozen in a snapshot).
+lab_wait_ssh() {
+  local port=$1 timeout=$2 pidfile=${3:-} start=$SECONDS
+  lab_ssh_argv "$port"
+  while ((SECONDS - start < timeout)); do
+    if "${LAB_SSH_ARGV[@]}" "date -s @$(date +%s.%N) >/dev/null" </dev/null 2>/dev/null; then
+      return 0
+    fi
+    if [[ -n $pidfile && -s $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      lab_log "QEMU exited while waiting for SSH"
+      return 1
+    fi
+    sleep 0.3
+  done
+  return 1
+}

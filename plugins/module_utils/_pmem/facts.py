@@ -1,0 +1,296 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build ``ansible_facts.pmem`` from a topology snapshot, its bad ranges and the ledger.
+
+``build_facts`` is pure. ``gather_facts`` is the thin shell the module calls: topology, ranges,
+ledger, facts. Stdlib only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
+
+SCHEMA_VERSION = 1
+RECOVERY_WRITE_KERNEL = (5, 19)
+
+# bus providers with no clear command: the kernel treats a clear as done (reference section 4)
+_NO_CLEAR_COMMAND = ("e820", "virtio_pmem", "of_pmem")
+
+
+def kernel_version(release):
+    """``"6.1.0-27-amd64"`` -> ``[6, 1, 0]``; None when it does not start with a version."""
+    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", release or "")
+    if not match:
+        return None
+    return [int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)]
+
+
+def bus_capabilities(bus, version):
+    """What a later module may expect of one nvdimm bus (docs/pmem-poison-facts.md section 4).
+
+    - ``write_clears``: a page-aligned whole-page write (buffered or O_DIRECT, or a raw block-device
+      write of whole sectors) clears the poison.
+    - ``dax_write_clears``: the same write through a DAX mapping/`-o dax` file clears it (the recovery
+      write path of kernel 5.19 and later).
+    - ``bus_can_clear``: ``ndctl clear-errors`` can work (the bus has the clear-error command);
+      ``"n/a"`` on buses without a clear command, where writes clear instead.
+    Values are None where the provider is unknown.
+    """
+    provider = bus.get("provider") or ""
+    recovery = version is not None and tuple(version[:2]) >= RECOVERY_WRITE_KERNEL
+    commands = set(bus.get("commands") or [])
+    caps = {"provider": provider or None, "clear_error_command": "clear_error" in commands,
+            "write_clears": None, "dax_write_clears": None, "bus_can_clear": None}
+    if provider in _NO_CLEAR_COMMAND or provider.startswith("virtio"):
+        caps.update(write_clears=True, dax_write_clears=recovery, bus_can_clear="n/a")
+    elif provider.startswith("nfit_test"):
+        # the nfit_test build returns EIO for a DAX write over poison instead of the recovery path
+        caps.update(write_clears=True, dax_write_clears=False, bus_can_clear=True)
+    elif provider == "ACPI.NFIT":
+        if "clear_error" in commands:
+            # a real platform: the write asks the firmware to clear and fails where that fails;
+            # unmeasured here, so unknown until a clear is verified
+            caps.update(write_clears=None, dax_write_clears=None if recovery else False, bus_can_clear=True)
+        else:
+            # QEMU nvdimm: no DSMs, writes fail with EIO (EFAULT through DAX), clear-errors fails
+            caps.update(write_clears=False, dax_write_clears=False, bus_can_clear=False)
+    return caps
+
+
+def capabilities(topology):
+    release = topology.get("kernel")
+    version = kernel_version(release)
+    buses = {}
+    for name in sorted(topology.get("buses", {})):
+        buses[name] = bus_capabilities(topology["buses"][name], version)
+    truncated = sorted(
+        [n for n, r in topology.get("regions", {}).items() if r.get("badblocks_truncated")]
+        + [n for n, b in topology.get("blockdevs", {}).items() if b.get("badblocks_truncated")])
+    return {
+        "kernel": release,
+        "kernel_version": version,
+        "devices": device_capabilities(topology, buses),
+        "recovery_write": None if version is None else tuple(version[:2]) >= RECOVERY_WRITE_KERNEL,
+        "dax_write_clears": dict((n, c["dax_write_clears"]) for n, c in buses.items()),
+        "write_clears": dict((n, c["write_clears"]) for n, c in buses.items()),
+        "bus_can_clear": dict((n, c["bus_can_clear"]) for n, c in buses.items()),
+        "scrub": dict((n, bool(topology["buses"][n].get("scrub_supported"))) for n in buses),
+        "buses": buses,
+        "lists_may_be_truncated": bool(truncated),
+        "truncated_lists": truncated,
+    }
+
+
+def _bus_kind(provider):
+    provider = provider or ""
+    if provider == "e820":
+        return "e820"
+    if provider.startswith("nfit_test"):
+        return "nfit_test"
+    if provider.startswith("virtio"):
+        return "virtio"
+    if provider == "ACPI.NFIT":
+        return "acpi_nfit"
+    return "unknown"
+
+
+def device_capabilities(topology, bus_caps):
+    """Per block device and dax device (the shape pmem_clear/plan.py read as ``capabilities.devices``)."""
+    out = {}
+    namespaces = topology.get("namespaces", {})
+    regions = topology.get("regions", {})
+    names = [(n, b.get("namespace")) for n, b in topology.get("blockdevs", {}).items()]
+    names += [(n, d.get("namespace")) for n, d in topology.get("dax", {}).items()]
+    for name, ns_name in sorted(names):
+        region = (namespaces.get(ns_name or "") or {}).get("region")
+        bus = (regions.get(region or "") or {}).get("bus")
+        caps = bus_caps.get(bus or "") or {}
+        kind = _bus_kind(caps.get("provider"))
+        out[name] = {
+            "bus": bus,
+            "bus_kind": kind,
+            "provider": caps.get("provider"),
+            "write_clears": caps.get("write_clears"),
+            "dax_write_clears": caps.get("dax_write_clears"),
+            "ndctl_clear": caps.get("bus_can_clear") is True,
+            "description": "%s (%s on %s)" % (name, caps.get("provider") or "unknown bus", bus or "?"),
+        }
+    return out
+
+
+def expand_devices(topology, devices):
+    """Names a ``devices`` restriction covers.
+
+    Returns ``(wanted, keep, unknown)``: ``wanted`` are the names whose bad ranges are reported (each
+    named device and everything below it); ``keep`` adds the ancestors (region, bus) so the
+    topology stays readable; ``unknown`` lists names that match no device.
+    """
+    regions = topology.get("regions", {})
+    namespaces = topology.get("namespaces", {})
+    blockdevs = topology.get("blockdevs", {})
+    dax = topology.get("dax", {})
+    wanted, keep, unknown = set(), set(), []
+
+    def below_namespace(ns_name):
+        ns = namespaces.get(ns_name) or {}
+        out = {ns_name}
+        for child in (ns.get("blockdev"), ns.get("dax_device"), ns.get("holder")):
+            if child:
+                out.add(child)
+        bdev = blockdevs.get(ns.get("blockdev") or "") or {}
+        out.update(bdev.get("partitions") or {})
+        return out
+
+    for name in devices or []:
+        if name in topology.get("buses", {}):
+            found = {name}
+            for rname in topology["buses"][name].get("regions", []):
+                found.add(rname)
+                for ns_name in (regions.get(rname) or {}).get("namespaces", []):
+                    found |= below_namespace(ns_name)
+            wanted |= found
+            keep |= found
+        elif name in regions:
+            found = {name}
+            for ns_name in regions[name].get("namespaces", []):
+                found |= below_namespace(ns_name)
+            wanted |= found
+            keep |= found | {regions[name].get("bus")}
+        elif name in namespaces:
+            found = below_namespace(name)
+            region = namespaces[name].get("region")
+            wanted |= found
+            keep |= found | {region, (regions.get(region) or {}).get("bus")}
+        elif name in blockdevs or name in dax:
+            ns_name = (blockdevs.get(name) or dax.get(name) or {}).get("namespace")
+            found = below_namespace(ns_name) if ns_name else {name}
+            if name in blockdevs:
+                found.add(name)
+                found |= set(blockdevs[name].get("partitions") or {})
+            wanted |= found
+            region = (namespaces.get(ns_name or "") or {}).get("region")
+            keep |= found | {region, (regions.get(region or "") or {}).get("bus")}
+        else:
+            part_of = [b for b, bdev in blockdevs.items() if name in (bdev.get("partitions") or {})]
+            if part_of:
+                bdev = part_of[0]
+                ns_name = blockdevs[bdev].get("namespace")
+                region = (namespaces.get(ns_name or "") or {}).get("region")
+                wanted.add(name)
+                keep |= {name, bdev, ns_name, region, (regions.get(region or "") or {}).get("bus")}
+            else:
+                unknown.append(name)
+    keep.discard(None)
+    return wanted, keep, unknown
+
+
+def _filter(mapping, keep):
+    return dict((k, v) for k, v in mapping.items() if k in keep)
+
+
+def _public_region(region):
+    out = dict(region)
+    out["badblock_count"] = len(region.get("badblocks") or [])
+    return out
+
+
+def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
+                extra_warnings=None):
+    """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
+    errors = list(topology.get("errors", [])) + list(extra_errors or [])
+    warnings = list(topology.get("warnings", [])) + list(extra_warnings or [])
+    buses = topology.get("buses", {})
+    regions = dict((n, _public_region(r)) for n, r in topology.get("regions", {}).items())
+    namespaces = dict(topology.get("namespaces", {}))
+    blockdevs = dict(topology.get("blockdevs", {}))
+    dax = dict(topology.get("dax", {}))
+    mounts = list(topology.get("mounts", []))
+    if devices:
+        _wanted, keep, unknown = expand_devices(topology, devices)
+        for name in unknown:
+            errors.append({"device": name, "file": None,
+                           "message": "no such pmem device (not a bus, region, namespace, block device, "
+                                      "partition or dax device on this host)"})
+        buses = _filter(buses, keep)
+        regions = _filter(regions, keep)
+        namespaces = _filter(namespaces, keep)
+        blockdevs = _filter(blockdevs, keep)
+        dax = _filter(dax, keep)
+        mounts = [m for m in mounts if m.get("blockdev") in keep or m.get("partition") in keep]
+    caps = capabilities(topology)
+    for name in caps["truncated_lists"]:
+        warnings.append("%s: the bad-block list is at the kernel's limit (512 extents or one page of "
+                        "text); treat it as a lower bound" % name)
+    if ledger_error is not None:
+        errors.append(ledger_error)
+    for rng in bad_ranges:
+        if rng.get("area") == _ranges.AREA_INFO_BLOCK:
+            warnings.append("%s lies in the info block/memmap reserve of %s: not reachable through "
+                            "the block device (needs raw mode or a region-level clear)"
+                            % (rng["id"], rng["namespace"]))
+    clean = not bad_ranges and not open_entries and ledger_error is None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "gathered_as_root": bool(topology.get("gathered_as_root")),
+        "kernel": topology.get("kernel"),
+        "ndctl": topology.get("ndctl") or {"used": False, "executable": None},
+        "buses": buses,
+        "regions": regions,
+        "namespaces": namespaces,
+        "blockdevs": blockdevs,
+        "dax": dax,
+        "mounts": mounts,
+        "bad_ranges": list(bad_ranges),
+        "capabilities": caps,
+        "errors": errors,
+        "warnings": warnings,
+        "unreadable": list(topology.get("unreadable", [])),
+        "open_entries": list(open_entries or []),
+        "clean": clean,
+    }
+
+
+def read_open_entries(ledger_path):
+    """Open ledger entries via ledger.py (imported lazily; another module owns it).
+
+    Returns ``(entries, error_entry_or_None, warning_or_None)``.
+    """
+    if not ledger_path:
+        return [], None, None
+    try:
+        from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
+        reader = _ledger.read_open_entries
+    except (ImportError, AttributeError):
+        return [], None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
+    try:
+        return list(reader(ledger_path) or []), None, None
+    except PmemError as exc:
+        return [], {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
+    except (IOError, OSError, ValueError) as exc:
+        return [], {"device": "ledger", "file": ledger_path,
+                    "message": "cannot read the ledger: %s" % exc}, None
+
+
+def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
+                 devices=None, as_root=None, extra_warnings=None):
+    """Gather topology, bad ranges and ledger state; return the facts dict. Never raises PmemError."""
+    topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
+                                     ndctl=ndctl, as_root=as_root)
+    warnings = list(extra_warnings or [])
+    wanted = expand_devices(topo, devices)[0] if devices else None
+    bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings)
+    entries, ledger_error, ledger_warning = read_open_entries(ledger_path)
+    if ledger_warning:
+        warnings.append(ledger_warning)
+    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings)
+
+
+__all__ = ["build_facts", "gather_facts", "capabilities", "bus_capabilities", "kernel_version",
+           "expand_devices", "read_open_entries", "GatherError"]

@@ -1,0 +1,267 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FS_IOC_FIEMAP from Python and the one-pass scan of one filesystem's files.
+
+Layout (include/uapi/linux/fiemap.h)::
+
+    struct fiemap        { u64 start, length; u32 flags, mapped_extents, extent_count, reserved; } 32
+    struct fiemap_extent { u64 logical, physical, length, reserved64[2]; u32 flags, reserved[3]; } 56
+
+FIEMAP_FLAG_SYNC is never used: it writes dirty page-cache data back, possibly onto the very blocks
+we are asking about, and this pass must stay read-only. Extents flagged DELALLOC or UNKNOWN have no
+place on the device yet; the scan reports those files instead of guessing.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bisect
+import errno
+import fcntl
+import os
+import struct
+import time
+
+HEAD_FMT = "=QQIIII"
+HEAD_SIZE = struct.calcsize(HEAD_FMT)  # 32
+EXT_FMT = "=QQQ16xI12x"
+EXT_SIZE = struct.calcsize(EXT_FMT)  # 56
+
+# _IOWR('f', 11, struct fiemap)
+FS_IOC_FIEMAP = (3 << 30) | (HEAD_SIZE << 16) | (ord("f") << 8) | 11
+# _IOR('v', 1, long)
+FS_IOC_GETVERSION = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1
+
+FIEMAP_MAX_OFFSET = 0xFFFFFFFFFFFFFFFF
+FIEMAP_FLAG_SYNC = 0x1
+
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_UNKNOWN = 0x2
+FIEMAP_EXTENT_DELALLOC = 0x4
+FIEMAP_EXTENT_ENCODED = 0x8
+FIEMAP_EXTENT_DATA_ENCRYPTED = 0x80
+FIEMAP_EXTENT_NOT_ALIGNED = 0x100
+FIEMAP_EXTENT_DATA_INLINE = 0x200
+FIEMAP_EXTENT_DATA_TAIL = 0x400
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+FIEMAP_EXTENT_MERGED = 0x1000
+FIEMAP_EXTENT_SHARED = 0x2000
+
+# extents with no usable physical address
+NO_PHYSICAL = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA_INLINE
+
+O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class FiemapUnsupported(Exception):
+    """FIEMAP not available on this file/filesystem."""
+
+
+def _buffer(count):
+    return bytearray(HEAD_SIZE + count * EXT_SIZE)
+
+
+def extents(fd, batch=32, buf=None, ioctl=None):
+    """Yield (logical, physical, length, flags) for every extent of an open file."""
+    do_ioctl = ioctl or fcntl.ioctl
+    if buf is None or len(buf) < HEAD_SIZE + batch * EXT_SIZE:
+        buf = _buffer(batch)
+    start = 0
+    while True:
+        struct.pack_into(HEAD_FMT, buf, 0, start, FIEMAP_MAX_OFFSET - start, 0, 0, batch, 0)
+        try:
+            do_ioctl(fd, FS_IOC_FIEMAP, buf, True)
+        except OSError as e:
+            if e.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EBADR):
+                raise FiemapUnsupported(os.strerror(e.errno))
+            raise
+        mapped = struct.unpack_from("=I", buf, 20)[0]
+        if mapped == 0:
+            return
+        last = None
+        for i in range(mapped):
+            last = struct.unpack_from(EXT_FMT, buf, HEAD_SIZE + i * EXT_SIZE)
+            yield last
+        if last[3] & FIEMAP_EXTENT_LAST:
+            return
+        nxt = last[0] + last[2]
+        if nxt <= start:
+            return
+        start = nxt
+
+
+def get_generation(fd):
+    """FS_IOC_GETVERSION (the inode generation) or None when the filesystem does not give it."""
+    buf = bytearray(struct.calcsize("l"))
+    try:
+        fcntl.ioctl(fd, FS_IOC_GETVERSION, buf, True)
+    except OSError:
+        return None
+    return struct.unpack("l", bytes(buf))[0] & 0xFFFFFFFF
+
+
+class RangeSet:
+    """Pending device byte intervals for one filesystem: what the scan still has to account for.
+
+    Memory is bounded by the number of ranges. Each interval carries a tag (the caller's range key).
+    Intervals hit by a SHARED extent stay pending: another file may own them too.
+    """
+
+    def __init__(self, intervals):
+        # intervals: iterable of (start, end, tag); kept sorted by start
+        self.items = sorted([s, e, t] for s, e, t in intervals if e > s)
+        self.starts = [i[0] for i in self.items]
+        self.maxlen = max([e - s for s, e, _t in self.items] or [0])
+
+    def empty(self):
+        return not self.items
+
+    def overlapping(self, start, end):
+        """(istart, iend, tag) of pending intervals overlapping [start, end)."""
+        out = []
+        lo = bisect.bisect_left(self.starts, start - self.maxlen)
+        hi = bisect.bisect_left(self.starts, end)
+        for i in range(lo, hi):
+            s, e, t = self.items[i]
+            if s < end and e > start:
+                out.append((max(s, start), min(e, end), t))
+        return out
+
+    def remove(self, start, end):
+        """Mark [start, end) accounted for (an unshared owner was found)."""
+        new = []
+        changed = False
+        lo = bisect.bisect_left(self.starts, start - self.maxlen)
+        for idx, (s, e, t) in enumerate(self.items):
+            if idx < lo or s >= end or e <= start:
+                new.append([s, e, t])
+                continue
+            changed = True
+            if s < start:
+                new.append([s, start, t])
+            if e > end:
+                new.append([end, e, t])
+        if changed:
+            self.items = sorted(new)
+            self.starts = [i[0] for i in self.items]
+
+
+def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=True,
+         want_directories=True, error_limit=100):
+    """One pass over the files under *root* (one filesystem, no mount crossing).
+
+    *intervals*: [(start, end, tag)] device bytes to account for. Returns a dict:
+
+    - hits: [{tag, inode, path, nlink, file_offset, length, physical, shared, unwritten, is_dir}]
+    - pending_writeback: paths (capped) of files with DELALLOC/UNKNOWN extents: their data is in
+      the page cache and has no place on the device yet; pending_writeback_count the total.
+    - errors: [{path, error}] capped at *error_limit*; errors_count the total.
+    - files_scanned, complete (True when the pass finished or every range was accounted for),
+      stopped_early, timed_out.
+    """
+    pending = RangeSet(intervals)
+    if root_dev is None:
+        root_dev = os.stat(root).st_dev
+    deadline = (time.monotonic() + max_seconds) if max_seconds else None
+    buf = _buffer(batch)
+    hits = []
+    seen_multi = set()  # hard-linked inodes already mapped (bounded by hard-linked files)
+    res = {"hits": hits, "pending_writeback": [], "pending_writeback_count": 0, "errors": [],
+           "errors_count": 0, "files_scanned": 0, "complete": False, "stopped_early": False,
+           "timed_out": False}
+
+    def err(path, e):
+        res["errors_count"] += 1
+        if len(res["errors"]) < error_limit:
+            res["errors"].append({"path": path, "error": getattr(e, "strerror", None) or str(e)})
+
+    def map_file(path, is_dir):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | O_NOATIME)
+        except OSError as e:
+            if e.errno == errno.EPERM and O_NOATIME:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError as e2:
+                    if e2.errno != errno.ENOENT:
+                        err(path, e2)
+                    return
+            else:
+                if e.errno != errno.ENOENT:  # vanished since readdir: nothing to map
+                    err(path, e)
+                return
+        try:
+            st = os.fstat(fd)
+            if st.st_dev != root_dev:
+                return
+            if st.st_nlink > 1 and not is_dir:
+                if st.st_ino in seen_multi:
+                    return
+                seen_multi.add(st.st_ino)
+            res["files_scanned"] += 1
+            delayed = False
+            for logical, physical, length, flags in extents(fd, batch=batch, buf=buf):
+                if flags & NO_PHYSICAL:
+                    delayed = delayed or bool(flags & (FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNKNOWN))
+                    continue
+                for s, e, tag in pending.overlapping(physical, physical + length):
+                    shared = bool(flags & FIEMAP_EXTENT_SHARED)
+                    hits.append({"tag": tag, "inode": st.st_ino, "path": path, "nlink": st.st_nlink,
+                                 "file_offset": logical + (s - physical), "length": e - s,
+                                 "physical": s, "shared": shared,
+                                 "unwritten": bool(flags & FIEMAP_EXTENT_UNWRITTEN),
+                                 "is_dir": is_dir})
+                    if not shared:
+                        pending.remove(s, e)
+            if delayed:
+                res["pending_writeback_count"] += 1
+                if len(res["pending_writeback"]) < error_limit:
+                    res["pending_writeback"].append(path)
+        except FiemapUnsupported as e:
+            err(path, e)
+        except OSError as e:
+            err(path, e)
+        finally:
+            os.close(fd)
+
+    stack = [root]
+    if want_directories:
+        map_file(root, True)
+    while stack:
+        if stop_early and pending.empty():
+            res["stopped_early"] = True
+            break
+        if deadline and time.monotonic() > deadline:
+            res["timed_out"] = True
+            break
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                err(d, e)
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        p = entry.path
+                        try:
+                            if os.lstat(p).st_dev != root_dev:  # a mount point: do not cross
+                                continue
+                        except OSError as e:
+                            if e.errno != errno.ENOENT:
+                                err(p, e)
+                            continue
+                        stack.append(p)
+                        if want_directories:
+                            map_file(p, True)
+                    elif entry.is_file(follow_symlinks=False):
+                        map_file(entry.path, False)
+                except OSError as e:
+                    err(entry.path, e)
+    res["complete"] = not res["timed_out"]
+    res["unaccounted"] = [(s, e, t) for s, e, t in pending.items]
+    return res

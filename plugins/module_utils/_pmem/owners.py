@@ -1,0 +1,617 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""resolve_owners(bad_ranges, facts): who owns each bad range (docs/design.md, "Owner").
+
+Dispatch per range:
+
+- ``area: info_block`` -> owner kind ``info_block``; outside the namespace/partition -> ``unknown``.
+- devdax namespace (``dax_device``) or a block device with no filesystem -> ``devdax``/``raw`` with
+  the processes that have the device open or mapped (/proc/*/fd, /proc/*/maps).
+- mounted filesystem: GETFSMAP (fsmap.py) names file owners (XFS rmapbt), metadata and free space;
+  bytes it reports as "unknown" (ext4 file data, XFS without rmapbt) or everything when GETFSMAP is
+  unavailable go to one FIEMAP pass (fiemap.py). Paths: one walk (inode_paths.py).
+- unmounted filesystem: owners_offline.py (xfs_db / debugfs on the block device).
+- anything else -> ``unknown`` with the reason. No range is dropped; one range failing never stops
+  the others.
+
+Ranges are grouped by filesystem device number, so a filesystem mounted twice is resolved once.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as _fsmap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _paths
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
+    GatherError, RangeOutsideDevice)
+
+PAGE = 4096
+SUPPORTED_FS = ("xfs", "ext4", "ext3", "ext2")
+OWNER_KINDS = ("file", "metadata", "free", "info_block", "devdax", "raw", "unknown")
+
+
+# ------------------------------------------------------------------ small helpers
+def repair_cover(offset, length, page=PAGE):
+    """Page-aligned (offset, length) covering [offset, offset+length)."""
+    start = (offset // page) * page
+    end = -(-(offset + length) // page) * page
+    return start, end - start
+
+
+def new_owner(kind, range_id, fs=None, **kw):
+    o = {"kind": kind, "range_id": range_id, "device": None, "mountpoint": None, "fstype": None,
+         "inode": None, "generation": None, "paths": [], "file_offset": None, "length": None,
+         "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
+         "metadata_kind": None, "processes": [], "reason": None, "fs_offset": None}
+    if fs:
+        o["device"] = fs.get("device")
+        o["mountpoint"] = fs.get("mountpoint")
+        o["fstype"] = fs.get("fstype")
+    o.update(kw)
+    if o["kind"] == "file" and o["file_offset"] is not None and o["length"]:
+        o["repair_offset"], o["repair_length"] = repair_cover(o["file_offset"], o["length"])
+    return o
+
+
+def _unescape(s):
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace(
+        "\\134", "\\")
+
+
+def parse_mountinfo(text):
+    """/proc/self/mountinfo -> [{major, minor, root, mountpoint, fstype, source, options}]."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(" - ", 1)
+        if len(parts) != 2:
+            continue
+        left, right = parts[0].split(), parts[1].split()
+        if len(left) < 6 or len(right) < 2:
+            continue
+        major, minor = (int(x) for x in left[2].split(":"))
+        out.append({"major": major, "minor": minor, "root": _unescape(left[3]),
+                    "mountpoint": _unescape(left[4]), "mount_options": left[5],
+                    "fstype": right[0], "source": _unescape(right[1]),
+                    "options": right[2] if len(right) > 2 else ""})
+    return out
+
+
+def read_mountinfo(proc_root="/proc"):
+    try:
+        with open(os.path.join(proc_root, "self", "mountinfo")) as f:
+            return parse_mountinfo(f.read())
+    except (IOError, OSError):
+        return []
+
+
+def mounts_by_dev(mounts):
+    """{(major, minor): [mount, ...]} with whole-filesystem mounts (root '/') first."""
+    by = {}
+    for m in mounts:
+        by.setdefault((m["major"], m["minor"]), []).append(m)
+    for lst in by.values():
+        lst.sort(key=lambda m: (m["root"] != "/", len(m["mountpoint"])))
+    return by
+
+
+def device_size(major, minor, sysfs_root="/sys"):
+    try:
+        with open(os.path.join(sysfs_root, "dev", "block", "%d:%d" % (major, minor), "size")) as f:
+            return int(f.read().strip()) * 512
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def processes_using(paths, proc_root="/proc"):
+    """[{pid, comm, how}] of processes with any of *paths* open (fd) or mapped (maps)."""
+    wanted = set(p for p in paths if p)
+    out = []
+    try:
+        pids = [p for p in os.listdir(proc_root) if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        base = os.path.join(proc_root, pid)
+        how = set()
+        try:
+            for fd in os.listdir(os.path.join(base, "fd")):
+                try:
+                    if os.readlink(os.path.join(base, "fd", fd)) in wanted:
+                        how.add("open")
+                        break
+                except OSError:
+                    continue
+        except OSError:
+            pass
+        try:
+            with open(os.path.join(base, "maps")) as f:
+                for line in f:
+                    if line.rstrip("\n").split(None, 5)[-1] in wanted:
+                        how.add("mapped")
+                        break
+        except (IOError, OSError, IndexError):
+            pass
+        if how:
+            comm = None
+            try:
+                with open(os.path.join(base, "comm")) as f:
+                    comm = f.read().strip()
+            except (IOError, OSError):
+                pass
+            out.append({"pid": int(pid), "comm": comm, "how": sorted(how)})
+    return out
+
+
+def direct_range(item, mounts=None):
+    """An operator's ``{device, offset, length}`` (block device bytes, or a mount point with
+    filesystem bytes) -> a BadRange-shaped dict."""
+    device = item["device"]
+    offset = int(item["offset"])
+    length = int(item["length"])
+    name = os.path.basename(device.rstrip("/")) or device
+    rng = {"id": item.get("id") or "%s@%#x+%#x" % (name, offset, length), "region": None,
+           "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
+           "length": length, "area": "data", "absolute": None, "blockdev_offset": None,
+           "partition_offset": None, "filesystem": None, "_device_path": device,
+           "_offset": offset}
+    if name.startswith("dax") and "." in name:
+        rng["dax_device"] = name
+    return rng
+
+
+# ------------------------------------------------------------------ dispatch
+class _Target:
+    """One range, normalised: where on which device, and what kind of thing lives there."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.rid = rng.get("id")
+        self.length = int(rng.get("length") or 0)
+        self.result = {"range_id": self.rid, "owners": [], "error": None, "warnings": []}
+        self.fs = None          # {device, mountpoint, fstype, dev, mount_root}
+        self.offset = None      # bytes on the filesystem's device
+        self.devpath = None
+
+    def fail(self, exc):
+        self.result["error"] = exc.to_dict() if hasattr(exc, "to_dict") else {"msg": str(exc)}
+
+
+def _namespace_mode(facts, rng):
+    """Best effort: the namespace mode from facts (raw/fsdax/devdax/sector) or None."""
+    ns = rng.get("namespace")
+    if not ns or not isinstance(facts, dict):
+        return None
+    for key in ("namespaces",):
+        val = facts.get(key) or (facts.get("topology") or {}).get(key)
+        items = val.values() if isinstance(val, dict) else (val or [])
+        for n in items:
+            if isinstance(n, dict) and (n.get("name") == ns or n.get("dev") == ns):
+                return n.get("mode")
+    return None
+
+
+def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=None,
+                   proc_root="/proc", dev_root="/dev", sysfs_root="/sys", mounts=None,
+                   run=None):
+    """Resolve every range; returns [{range_id, owners, error, warnings}] in input order."""
+    run = run or _offline.default_run
+    if mounts is None:
+        mounts = read_mountinfo(proc_root)
+    by_dev = mounts_by_dev(mounts)
+    targets = [_Target(r) for r in bad_ranges]
+    groups = {}   # (major, minor) -> [target]
+    for t in targets:
+        try:
+            _classify(t, facts, by_dev, proc_root, dev_root)
+        except Exception as e:  # noqa: BLE001 - one range never stops the rest
+            t.fail(e)
+            continue
+        if t.fs is not None and not t.result["owners"] and not t.result["error"]:
+            groups.setdefault(t.fs["dev"], []).append(t)
+    for dev, group in groups.items():
+        try:
+            _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run)
+        except Exception as e:  # noqa: BLE001
+            for t in group:
+                if not t.result["error"]:
+                    t.fail(GatherError("owner resolution failed: %s" % e,
+                                       device=t.fs.get("device"), range=t.rid))
+    return [t.result for t in targets]
+
+
+def _classify(t, facts, by_dev, proc_root, dev_root):
+    rng = t.rng
+    area = rng.get("area") or "data"
+    if area == "info_block":
+        t.result["owners"].append(new_owner(
+            "info_block", t.rid, device=_blockdev_path(rng, dev_root), length=t.length,
+            reason="namespace info block / memmap reserve: not reachable through the block device"))
+        return
+    if area in ("outside_partition", "outside_namespace"):
+        t.result["owners"].append(new_owner(
+            "unknown", t.rid, length=t.length,
+            reason="range lies %s: no filesystem or device owns it" % area.replace("_", " ")))
+        return
+    if rng.get("dax_device"):
+        path = os.path.join(dev_root, rng["dax_device"])
+        t.result["owners"].append(new_owner(
+            "devdax", t.rid, device=path, length=t.length,
+            processes=processes_using([path, "/dev/" + rng["dax_device"]], proc_root)))
+        return
+    fsinfo = rng.get("filesystem")
+    if fsinfo and fsinfo.get("mountpoint"):
+        st = os.stat(fsinfo["mountpoint"])
+        dev = (os.major(st.st_dev), os.minor(st.st_dev))
+        t.offset = int(fsinfo.get("offset") if fsinfo.get("offset") is not None else 0)
+        _set_mounted(t, dev, by_dev, fsinfo)
+        return
+    # block device (or a mount point given directly)
+    path = rng.get("_device_path") or _blockdev_path(rng, dev_root)
+    if rng.get("_device_path") is not None:
+        t.offset = rng["_offset"]
+    elif rng.get("partition"):
+        t.offset = rng.get("partition_offset")
+    else:
+        t.offset = rng.get("blockdev_offset")
+    if path is None or t.offset is None:
+        t.result["owners"].append(new_owner(
+            "unknown", t.rid, length=t.length,
+            reason="no block device offset for this range (need root for region math?)"))
+        return
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise GatherError("cannot stat %s: %s" % (path, e.strerror), device=path, range=t.rid)
+    import stat as _stat
+    if _stat.S_ISDIR(st.st_mode):  # a mount point: offsets are filesystem bytes
+        dev = (os.major(st.st_dev), os.minor(st.st_dev))
+        _set_mounted(t, dev, by_dev, None)
+        return
+    if not _stat.S_ISBLK(st.st_mode):
+        raise GatherError("%s is neither a block device nor a mount point" % path, device=path,
+                          range=t.rid)
+    dev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    t.devpath = path
+    if dev in by_dev:
+        _set_mounted(t, dev, by_dev, None)
+        return
+    # unmounted: is there a filesystem?
+    try:
+        geom = _offline.probe_device(path)
+    except (IOError, OSError) as e:
+        raise GatherError("cannot read %s: %s" % (path, e.strerror), device=path, range=t.rid,
+                          next_step="run as root")
+    if geom is None:
+        mode = _namespace_mode(facts, rng) or "raw"
+        kind = "devdax" if mode == "devdax" else "raw"
+        t.result["owners"].append(new_owner(
+            kind, t.rid, device=path, length=t.length, fs_offset=t.offset,
+            processes=processes_using([path, "/dev/" + os.path.basename(path)], proc_root),
+            reason="no XFS or ext4 superblock on the device: raw use"))
+        return
+    t.fs = {"device": path, "mountpoint": None, "fstype": geom["fstype"], "dev": dev,
+            "mount_root": None, "offline": True, "geom": geom}
+
+
+def _blockdev_path(rng, dev_root):
+    name = rng.get("partition") or rng.get("blockdev")
+    return os.path.join(dev_root, name) if name else None
+
+
+def _set_mounted(t, dev, by_dev, fsinfo):
+    mnts = by_dev.get(dev)
+    if not mnts:
+        raise GatherError("no mount found for device %d:%d" % dev, range=t.rid)
+    m = mnts[0]
+    t.fs = {"device": (fsinfo or {}).get("device") or m["source"], "mountpoint": m["mountpoint"],
+            "fstype": m["fstype"], "dev": dev, "mount_root": m["root"], "offline": False,
+            "mountpoints": [x["mountpoint"] for x in mnts]}
+    if len(mnts) > 1:
+        t.result["warnings"].append(
+            "filesystem %d:%d is mounted %d times (%s); resolved once through %s" % (
+                dev[0], dev[1], len(mnts), ", ".join(x["mountpoint"] for x in mnts),
+                m["mountpoint"]))
+    if m["root"] != "/":
+        t.result["warnings"].append(
+            "only a subtree (%s) of the filesystem is mounted; files outside it have no path"
+            % m["root"])
+
+
+# ------------------------------------------------------------------ per filesystem
+def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run):
+    fs = group[0].fs
+    if fs["fstype"] not in SUPPORTED_FS:
+        for t in group:
+            t.result["owners"].append(new_owner(
+                "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
+                reason="%s: no owner backend (supported: xfs, ext4)" % fs["fstype"]))
+        return
+    size = device_size(fs["dev"][0], fs["dev"][1], sysfs_root)
+    live = []
+    for t in group:
+        if t.offset < 0 or (size is not None and t.offset + t.length > size):
+            t.fail(RangeOutsideDevice(
+                "bytes %d-%d lie beyond the end of the device (%s bytes)" % (
+                    t.offset, t.offset + t.length, size), device=fs["device"], range=t.rid,
+                next_step="check the range's coordinates (partition offset?)"))
+        else:
+            live.append(t)
+    if not live:
+        return
+    if fs.get("offline"):
+        _resolve_offline(live, fs, run)
+    else:
+        _resolve_mounted(live, fs, walk_paths, max_walk_seconds)
+
+
+def _piece_to_owner(t, fs, p):
+    kind = p["kind"]
+    kw = {"length": p["length"], "fs_offset": p["physical"], "inode": p.get("inode"),
+          "metadata_kind": p.get("metadata_kind"), "shared": bool(p.get("shared")),
+          "attr_fork": bool(p.get("attr_fork"))}
+    if kind == "file" or p.get("metadata_kind") == "attr_fork":
+        kw["file_offset"] = p.get("file_offset")
+    o = new_owner(kind, t.rid, fs, **kw)
+    if p.get("prealloc") or p.get("unwritten"):
+        o["reason"] = "unwritten (preallocated) extent: reads return zeros"
+    return o
+
+
+def _merge(owners):
+    """Join adjacent pieces of the same owner (contiguous on the device and in the file)."""
+    out = []
+    for o in owners:
+        prev = out[-1] if out else None
+        if (prev and prev["kind"] == o["kind"] and prev["inode"] == o["inode"]
+                and prev["metadata_kind"] == o["metadata_kind"] and prev["shared"] == o["shared"]
+                and prev["fs_offset"] is not None and o["fs_offset"] is not None
+                and prev["fs_offset"] + prev["length"] == o["fs_offset"]
+                and ((prev["file_offset"] is None and o["file_offset"] is None)
+                     or (prev["file_offset"] is not None and o["file_offset"] is not None
+                         and prev["file_offset"] + prev["length"] == o["file_offset"]))):
+            prev["length"] += o["length"]
+            if prev["file_offset"] is not None and prev["kind"] == "file":
+                prev["repair_offset"], prev["repair_length"] = repair_cover(
+                    prev["file_offset"], prev["length"])
+            continue
+        out.append(o)
+    return out
+
+
+def _resolve_mounted(group, fs, walk_paths, max_walk_seconds):
+    mp = fs["mountpoint"]
+    fd = os.open(mp, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        geom = _fsmap.xfs_geometry(fd) if fs["fstype"] == "xfs" else None
+        fs_size = geom["size"] if geom else None
+        pending = []        # (start, end, tag) for the FIEMAP pass
+        fsmap_note = None
+        for t in group:
+            if fs_size is not None and t.offset >= fs_size:
+                t.result["owners"].append(new_owner(
+                    "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
+                    reason="beyond the end of the filesystem (%d bytes): not used by it" % fs_size))
+                continue
+            try:
+                recs = _fsmap.owners_of(fd, t.offset, t.offset + t.length)
+            except _fsmap.FsmapUnsupported as e:
+                fsmap_note = "GETFSMAP unavailable (%s): file owners from FIEMAP only" % e
+                pending.append((t.offset, t.offset + t.length, t))
+                continue
+            covered = []
+            for r in recs:
+                covered.append((r["overlap_start"], r["overlap_start"] + r["overlap_length"]))
+                if r["kind"] == "unknown":
+                    pending.append((r["overlap_start"], r["overlap_start"] + r["overlap_length"], t))
+                    continue
+                p = dict(r, physical=r["overlap_start"], length=r["overlap_length"])
+                if r["metadata_kind"] == "fs_headers":
+                    p["metadata_kind"] = _fsmap.refine_xfs_header(r["overlap_start"], geom) or \
+                        ("sb" if fs["fstype"] != "xfs" else "fs_headers")
+                t.result["owners"].append(_piece_to_owner(t, fs, p))
+            for lo, hi in _offline._gaps(t.offset, t.offset + t.length, covered):
+                t.result["owners"].append(new_owner(
+                    "unknown", t.rid, fs, length=hi - lo, fs_offset=lo,
+                    reason="GETFSMAP reports no owner: beyond the end of the filesystem"))
+        if pending:
+            _fiemap_pass(pending, fs, fsmap_note, max_walk_seconds)
+        for t in group:
+            t.result["owners"].sort(key=lambda o: (o["fs_offset"] if o["fs_offset"] is not None
+                                                   else -1, o["inode"] or 0))
+            t.result["owners"] = _merge(t.result["owners"])
+        if walk_paths:
+            _attach_paths(group, fs, max_walk_seconds)
+    finally:
+        os.close(fd)
+
+
+def _fiemap_pass(pending, fs, note, max_walk_seconds):
+    tags = {}
+    intervals = []
+    for s, e, t in pending:
+        tags[id(t)] = t
+        intervals.append((s, e, id(t)))
+    scan = _fiemap.scan(fs["mountpoint"], intervals, max_seconds=max_walk_seconds)
+    for h in scan["hits"]:
+        t = tags[h["tag"]]
+        kind = "metadata" if h["is_dir"] else "file"
+        o = new_owner(kind, t.rid, fs, inode=h["inode"], length=h["length"],
+                      file_offset=h["file_offset"] if kind == "file" else None,
+                      fs_offset=h["physical"], shared=h["shared"],
+                      metadata_kind="directory" if h["is_dir"] else None)
+        o["_path_hint"] = h["path"]
+        o["_nlink"] = h["nlink"]
+        if h["unwritten"]:
+            o["reason"] = "unwritten (preallocated) extent: reads return zeros"
+        # a shared block seen through a hard link twice: keep one
+        if not any(x["inode"] == o["inode"] and x["fs_offset"] == o["fs_offset"]
+                   for x in t.result["owners"]):
+            t.result["owners"].append(o)
+    found_shared = set((id(tags[h["tag"]]), h["physical"]) for h in scan["hits"] if h["shared"])
+    for s, e, tag in scan["unaccounted"]:
+        t = tags[tag]
+        if any(k[0] == tag and s <= k[1] < e for k in found_shared):
+            continue  # reflinked bytes stay "pending" by design; owners were found
+        why = []
+        if note:
+            why.append(note)
+        if scan["timed_out"]:
+            why.append("the file scan hit max_walk_seconds before reaching every file")
+        if scan["pending_writeback_count"]:
+            why.append("%d file(s) have data only in the page cache (delayed allocation), e.g. %s;"
+                       " it has no place on the device yet: run sync and resolve again" % (
+                           scan["pending_writeback_count"], scan["pending_writeback"][0]))
+        if scan["errors_count"]:
+            why.append("%d file(s)/directories could not be read, e.g. %s: %s" % (
+                scan["errors_count"], scan["errors"][0]["path"], scan["errors"][0]["error"]))
+        if not why:
+            why.append("allocated but no file or directory maps it: filesystem metadata "
+                       "(extent tree, xattr or journal block) or an unlinked-but-open file")
+        t.result["owners"].append(new_owner("unknown", t.rid, fs, length=e - s, fs_offset=s,
+                                            reason="; ".join(why)))
+    for t in set(tags.values()):
+        if scan["pending_writeback_count"]:
+            t.result["warnings"].append(
+                "%d file(s) on %s have unwritten page-cache data not yet on pmem" % (
+                    scan["pending_writeback_count"], fs["mountpoint"]))
+
+
+def _attach_paths(group, fs, max_walk_seconds):
+    mp = fs["mountpoint"]
+    want = {}
+    for t in group:
+        for o in t.result["owners"]:
+            if o["inode"] is None or o["kind"] not in ("file", "metadata"):
+                continue
+            hint = o.pop("_path_hint", None)
+            nlink = o.pop("_nlink", None)
+            if hint is not None and nlink == 1:
+                o["paths"] = [hint]
+                continue
+            want.setdefault(o["inode"], []).append(o)
+    if not want:
+        _finish(group, {}, fs, None)
+        return
+    res = _paths.find_paths(mp, want.keys(), max_seconds=max_walk_seconds)
+    _finish(group, res["paths"], fs, res)
+
+
+def _finish(group, paths, fs, res):
+    gens = {}
+    for t in group:
+        for o in t.result["owners"]:
+            o.pop("_path_hint", None)
+            o.pop("_nlink", None)
+            if o["inode"] is None or o["kind"] not in ("file", "metadata"):
+                continue
+            if res is not None and o["inode"] in paths:
+                o["paths"] = paths[o["inode"]]
+            if not o["paths"]:
+                if res is None:
+                    continue
+                why = "inode %d has no path on %s: freed since the query, unlinked but still " \
+                      "open, or in a directory the walk could not read" % (o["inode"], fs["mountpoint"])
+                if res.get("timed_out"):
+                    why = "the path walk hit max_walk_seconds before finding inode %d" % o["inode"]
+                elif res.get("errors_count"):
+                    why += " (%d walk errors, e.g. %s: %s)" % (
+                        res["errors_count"], res["errors"][0]["path"], res["errors"][0]["error"])
+                o["reason"] = _join(o["reason"], why)
+                continue
+            if o["inode"] not in gens:
+                gens[o["inode"]] = _verify(o["paths"], o["inode"], fs)
+            gen, problem = gens[o["inode"]]
+            o["generation"] = gen
+            if problem:
+                o["reason"] = _join(o["reason"], problem)
+        if res is not None and res.get("errors_count"):
+            t.result["warnings"].append("path walk on %s: %d error(s), e.g. %s: %s" % (
+                fs["mountpoint"], res["errors_count"], res["errors"][0]["path"],
+                res["errors"][0]["error"]))
+
+
+def _join(a, b):
+    return "%s; %s" % (a, b) if a else b
+
+
+def _verify(paths, ino, fs):
+    """(generation, problem): open the first path, check it is still inode *ino*."""
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP):
+                continue
+            return None, "cannot open %s: %s" % (p, e.strerror)
+        try:
+            st = os.fstat(fd)
+            if st.st_ino != ino or (os.major(st.st_dev), os.minor(st.st_dev)) != fs["dev"]:
+                return None, "path %s changed during the walk (now inode %d)" % (p, st.st_ino)
+            return _fiemap.get_generation(fd), None
+        finally:
+            os.close(fd)
+    return None, "every path of inode %d vanished during the walk" % ino
+
+
+def _resolve_offline(group, fs, run):
+    geom = fs["geom"]
+    dev = fs["device"]
+    intervals = []
+    for t in group:
+        if t.offset >= geom["size"]:
+            t.result["owners"].append(new_owner(
+                "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
+                reason="beyond the end of the filesystem (%d bytes): not used by it" % geom["size"]))
+            continue
+        end = min(t.offset + t.length, geom["size"])
+        intervals.append((t.offset, end, t))
+        if end < t.offset + t.length:
+            t.result["owners"].append(new_owner(
+                "unknown", t.rid, fs, length=t.offset + t.length - end, fs_offset=end,
+                reason="beyond the end of the filesystem"))
+    if not intervals:
+        return
+    keyed = [(s, e, id(t)) for s, e, t in intervals]
+    by = dict((id(t), t) for _s, _e, t in intervals)
+    infos = {}
+    if fs["fstype"] == "xfs":
+        pieces = _offline.xfs_owners(dev, keyed, geom, run=run)
+    else:
+        pieces, infos = _offline.ext4_owners(dev, keyed, geom, run=run)
+    inodes = set()
+    for tag, plist in pieces.items():
+        t = by[tag]
+        for p in plist:
+            t.result["owners"].append(_piece_to_owner(t, fs, p))
+            if p.get("inode"):
+                inodes.add(p["inode"])
+    inodes = sorted(inodes)
+    nlinks = {}
+    if fs["fstype"] == "xfs":
+        paths = _offline.xfs_paths(dev, inodes, run=run)
+        nlinks = _offline.xfs_nlinks(dev, inodes, run=run)
+    else:
+        paths = _offline.ext4_paths(dev, inodes, run=run)
+    for t in group:
+        t.result["owners"].sort(key=lambda o: (o["fs_offset"] if o["fs_offset"] is not None
+                                               else -1, o["inode"] or 0))
+        t.result["owners"] = _merge(t.result["owners"])
+        for o in t.result["owners"]:
+            if o["inode"] is not None:
+                o["paths"] = paths.get(o["inode"], [])
+                n = nlinks.get(o["inode"])
+                if n is not None and n > len(o["paths"]) and o["kind"] == "file":
+                    o["reason"] = _join(o["reason"], (
+                        "inode has %d links, xfs_db ncheck names %d: mount the filesystem to "
+                        "list every hard link") % (n, len(o["paths"])))
+                if o["inode"] in infos:
+                    o["generation"] = infos[o["inode"]].get("generation")
+        t.result["warnings"].append(
+            "filesystem not mounted: owners read from %s; paths are relative to its root" % dev)

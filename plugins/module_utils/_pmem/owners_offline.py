@@ -1,0 +1,426 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Owners on unmounted filesystems, read from the block device with the filesystems' own tools.
+
+- XFS: ``xfs_db -r -c 'fsmap START END'`` (needs rmapbt); without rmapbt ``blockget -n`` then
+  ``blockuse -n``. Paths: ``blockget -n`` then ``ncheck -i INO``.
+- ext4: ``debugfs -R 'icheck BLK...'`` then ``stat <INO>`` (type, generation, extents: the file
+  offset) and ``ncheck -c INO...`` (every path); blocks no inode owns are told apart with ``testb``.
+
+Every function takes a *run* callable ``run(argv, stdin=None) -> (rc, stdout, stderr)`` so unit tests
+feed captured tool output. Stdlib only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import struct
+import subprocess
+
+XFS_MAGIC = b"XFSB"
+EXT4_MAGIC = 0xEF53
+XFS_RO_COMPAT_RMAPBT = 1 << 1
+XFS_RO_COMPAT_REFLINK = 1 << 2
+EXT4_INCOMPAT_64BIT = 0x80
+EXT4_FIRST_INO = 11  # inodes below this are the filesystem's own
+
+# xfs_db rmap owner codes (XFS_RMAP_OWN_*)
+XFS_RMAP_OWNERS = {
+    -1: ("metadata", "null"), -2: ("unknown", None), -3: ("metadata", "fs_headers"),
+    -4: ("metadata", "log"), -5: ("metadata", "ag_btrees"), -6: ("metadata", "inobt"),
+    -7: ("metadata", "inodes"), -8: ("metadata", "refcountbt"), -9: ("metadata", "cow_staging"),
+    -10: ("metadata", "defective"),
+}
+EXT4_SPECIAL_INODES = {1: "badblocks_inode", 2: "directory", 3: "quota", 4: "quota",
+                       5: "boot_loader", 6: "undelete_dir", 7: "reserved_gdt", 8: "log",
+                       9: "exclude", 10: "replica"}
+
+
+class OfflineError(Exception):
+    """A tool failed or its output could not be parsed."""
+
+
+def default_run(argv, stdin=None):
+    p = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def probe_superblock(data):
+    """Identify XFS or ext4 from the first 2 KiB of a device. Returns dict or None."""
+    if len(data) >= 216 and data[:4] == XFS_MAGIC:
+        blocksize, dblocks = struct.unpack_from(">IQ", data, 4)
+        agblocks, agcount = struct.unpack_from(">II", data, 84)
+        sectsize = struct.unpack_from(">H", data, 102)[0]
+        agblklog = data[124]
+        ro_compat = struct.unpack_from(">I", data, 212)[0]
+        version = struct.unpack_from(">H", data, 100)[0] & 0xF
+        return {"fstype": "xfs", "blocksize": blocksize, "size": dblocks * blocksize,
+                "agblocks": agblocks, "agcount": agcount, "sectsize": sectsize,
+                "agblklog": agblklog,
+                "rmapbt": version >= 5 and bool(ro_compat & XFS_RO_COMPAT_RMAPBT),
+                "reflink": version >= 5 and bool(ro_compat & XFS_RO_COMPAT_REFLINK)}
+    if len(data) >= 1024 + 0x158:
+        sb = data[1024:]
+        if struct.unpack_from("<H", sb, 56)[0] == EXT4_MAGIC:
+            blocks_lo = struct.unpack_from("<I", sb, 4)[0]
+            log_bs = struct.unpack_from("<I", sb, 24)[0]
+            incompat = struct.unpack_from("<I", sb, 96)[0]
+            blocks_hi = struct.unpack_from("<I", sb, 0x150)[0] if incompat & EXT4_INCOMPAT_64BIT else 0
+            blocksize = 1024 << log_bs
+            first_data = struct.unpack_from("<I", sb, 20)[0]
+            return {"fstype": "ext4", "blocksize": blocksize,
+                    "size": ((blocks_hi << 32) | blocks_lo) * blocksize,
+                    "first_data_block": first_data}
+    return None
+
+
+def probe_device(path):
+    with open(path, "rb") as f:
+        return probe_superblock(f.read(4096))
+
+
+# ---------------------------------------------------------------- XFS
+_FSMAP_LINE = re.compile(
+    r"^\s*\d+:\s+(\d+)/(\d+)\s+len\s+(\d+)\s+owner\s+(-?\d+)\s+offset\s+(\d+)\s+bmbt\s+(\d)"
+    r"\s+attrfork\s+(\d)\s+extflag\s+(\d)")
+
+
+def parse_xfs_db_fsmap(text, geom):
+    """Parse ``xfs_db fsmap`` lines into raw records in device bytes (physical, length, inode or
+    special owner, file offset bytes, flags)."""
+    bs = geom["blocksize"]
+    out = []
+    seen = set()
+    for line in text.splitlines():
+        m = _FSMAP_LINE.match(line)
+        if not m or m.groups() in seen:  # several fsmap commands may report the same record
+            continue
+        seen.add(m.groups())
+        agno, agbno, length, owner, offset, bmbt, attrfork, extflag = (int(x) for x in m.groups())
+        out.append({"physical": (agno * geom["agblocks"] + agbno) * bs, "length": length * bs,
+                    "owner": owner, "offset": offset * bs, "bmbt": bool(bmbt),
+                    "attr_fork": bool(attrfork), "unwritten": bool(extflag)})
+    return out
+
+
+def xfs_fsbno(byte, geom):
+    """Device byte -> xfs_db fsblock number (AG-encoded: agno << agblklog | agbno)."""
+    blk = byte // geom["blocksize"]
+    agno, agbno = divmod(blk, geom["agblocks"])
+    return (agno << geom["agblklog"]) | agbno
+
+
+def xfs_owners(device, intervals, geom, run=default_run):
+    """Owners of device byte intervals [(start, end, tag)] on an unmounted XFS.
+
+    Returns {tag: [piece]} where piece has kind, metadata_kind, inode, file_offset, physical,
+    length, shared, attr_fork, unwritten. Bytes no rmap record covers are free space."""
+    if not geom.get("rmapbt"):
+        return xfs_owners_blockuse(device, intervals, geom, run=run)
+    argv = ["xfs_db", "-r"]
+    for start, end, _tag in intervals:
+        argv += ["-c", "fsmap %d %d" % (xfs_fsbno(start, geom), xfs_fsbno(end - 1, geom))]
+    argv.append(device)
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise OfflineError("xfs_db fsmap failed: %s" % (err.strip() or out.strip()))
+    recs = parse_xfs_db_fsmap(out, geom)
+    return _assign(recs, intervals, _xfs_classify)
+
+
+def _xfs_classify(rec):
+    if rec["owner"] < 0:
+        kind, mkind = XFS_RMAP_OWNERS.get(rec["owner"], ("metadata", "special_%d" % rec["owner"]))
+        return kind, mkind, None
+    if rec["bmbt"]:
+        return "metadata", "bmbt", rec["owner"]
+    if rec["attr_fork"]:
+        return "metadata", "attr_fork", rec["owner"]
+    return "file", None, rec["owner"]
+
+
+def _assign(recs, intervals, classify):
+    result = {}
+    for start, end, tag in intervals:
+        pieces = []
+        covered = []
+        for rec in recs:
+            lo = max(start, rec["physical"])
+            hi = min(end, rec["physical"] + rec["length"])
+            if lo >= hi:
+                continue
+            kind, mkind, ino = classify(rec)
+            fo = None
+            if kind == "file" or mkind == "attr_fork":
+                fo = rec["offset"] + (lo - rec["physical"])
+            pieces.append({"kind": kind, "metadata_kind": mkind, "inode": ino, "file_offset": fo,
+                           "physical": lo, "length": hi - lo, "shared": rec.get("shared", False),
+                           "attr_fork": rec.get("attr_fork", False),
+                           "unwritten": rec.get("unwritten", False)})
+            covered.append((lo, hi))
+        # several inodes over the same bytes: reflinked (shared)
+        for p in pieces:
+            if p["kind"] == "file" and not p["shared"]:
+                p["shared"] = any(q is not p and q["kind"] == "file" and q["inode"] != p["inode"]
+                                  and q["physical"] < p["physical"] + p["length"]
+                                  and p["physical"] < q["physical"] + q["length"] for q in pieces)
+        for lo, hi in _gaps(start, end, covered):
+            pieces.append({"kind": "free", "metadata_kind": None, "inode": None,
+                           "file_offset": None, "physical": lo, "length": hi - lo,
+                           "shared": False, "attr_fork": False, "unwritten": False})
+        pieces.sort(key=lambda p: (p["physical"], p["inode"] or 0))
+        result[tag] = pieces
+    return result
+
+
+def _gaps(start, end, covered):
+    pos = start
+    out = []
+    for lo, hi in sorted(covered):
+        if lo > pos:
+            out.append((pos, lo))
+        pos = max(pos, hi)
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+_BLOCKUSE = re.compile(r"^block\s+(\d+)\s+\((\d+)/(\d+)\)\s+type\s+(\S+)(?:\s+inode\s+(\d+))?")
+XFS_BLOCKUSE_TYPES = {
+    "data": ("file", None), "rtdata": ("file", None), "rldata": ("file", "shared"), "attr": ("metadata", "attr_fork"),
+    "btbmap": ("metadata", "bmbt"), "btbmapa": ("metadata", "bmbt"), "btbno": ("metadata", "ag_btrees"),
+    "btcnt": ("metadata", "ag_btrees"), "btrmap": ("metadata", "ag_btrees"),
+    "btrefc": ("metadata", "refcountbt"), "btino": ("metadata", "inobt"), "btfino": ("metadata", "inobt"),
+    "inode": ("metadata", "inodes"), "log": ("metadata", "log"), "sb": ("metadata", "sb"),
+    "agf": ("metadata", "agf"), "agi": ("metadata", "agi"), "agfl": ("metadata", "agfl"),
+    "dir": ("metadata", "directory"), "free1": ("free", None), "free2": ("free", None),
+    "free": ("free", None),
+    "freelist": ("metadata", "agfl"), "symlink": ("metadata", "symlink"),
+}
+
+
+def xfs_owners_blockuse(device, intervals, geom, run=default_run):
+    """XFS without rmapbt: ``blockget -n`` then ``fsblock N`` + ``blockuse -n -c COUNT`` (whole
+    blocks; file offsets are found from the inode's bmap)."""
+    bs = geom["blocksize"]
+    argv = ["xfs_db", "-r", "-c", "blockget -n"]
+    for start, end, _tag in intervals:
+        first = start // bs
+        count = (end - 1) // bs - first + 1
+        argv += ["-c", "fsblock %d" % xfs_fsbno(start, geom), "-c", "blockuse -n -c %d" % count]
+    argv.append(device)
+    rc, out, err = run(argv)
+    if rc != 0 and not out:
+        raise OfflineError("xfs_db blockuse failed: %s" % err.strip())
+    recs = []
+    inodes = set()
+    for line in out.splitlines():
+        m = _BLOCKUSE.match(line.strip())
+        if not m:
+            continue
+        agno, agbno = int(m.group(2)), int(m.group(3))
+        kind, mkind = XFS_BLOCKUSE_TYPES.get(m.group(4), ("metadata", m.group(4)))
+        ino = int(m.group(5)) if m.group(5) else None
+        if ino is not None:
+            inodes.add(ino)
+        recs.append({"physical": (agno * geom["agblocks"] + agbno) * bs, "length": bs,
+                     "owner": ino, "kind": kind, "mkind": None if mkind == "shared" else mkind,
+                     "shared": mkind == "shared"})
+    bmaps = xfs_bmaps(device, sorted(inodes), geom, run=run) if inodes else {}
+    for rec in recs:
+        rec["offset"] = 0
+        if rec["kind"] == "file":
+            rec["offset"] = _logical_for(bmaps.get(rec["owner"], []), rec["physical"], bs)
+    return _assign(recs, intervals, lambda r: (r["kind"], r["mkind"], r["owner"]))
+
+
+_BMAP = re.compile(r"data offset (\d+) startblock (\d+) \((\d+)/(\d+)\) count (\d+)")
+
+
+def xfs_bmaps(device, inodes, geom, run=default_run):
+    """{inode: [(logical_block, device_block, count)]} from ``xfs_db inode N`` + ``bmap``."""
+    argv = ["xfs_db", "-r"]
+    for ino in inodes:
+        argv += ["-c", "inode %d" % ino, "-c", "print core.gen", "-c", "bmap"]
+    argv.append(device)
+    _rc, out, _err = run(argv)
+    result = {}
+    idx = -1
+    for line in out.splitlines():
+        if line.startswith("core.gen"):
+            idx += 1
+            continue
+        m = _BMAP.search(line)
+        if m and 0 <= idx < len(inodes):
+            agno, agbno = int(m.group(3)), int(m.group(4))
+            result.setdefault(inodes[idx], []).append(
+                (int(m.group(1)), agno * geom["agblocks"] + agbno, int(m.group(5))))
+    return result
+
+
+def _logical_for(extents, physical, bs):
+    blk = physical // bs
+    for logical, start, count in extents:
+        if start <= blk < start + count:
+            return (logical + blk - start) * bs
+    return None
+
+
+def xfs_paths(device, inodes, run=default_run):
+    """{inode: [path]} from ``blockget -n`` then ``ncheck -i``; paths are relative to the fs root
+    (leading '/')."""
+    if not inodes:
+        return {}
+    argv = ["xfs_db", "-r", "-c", "blockget -n"]
+    for ino in inodes:
+        argv += ["-c", "ncheck -i %d" % ino]
+    argv.append(device)
+    _rc, out, _err = run(argv)
+    return _parse_ncheck(out, set(inodes))
+
+
+def xfs_nlinks(device, inodes, run=default_run):
+    """{inode: link count} (``xfs_db inode N`` + ``print core.nlinkv2``)."""
+    if not inodes:
+        return {}
+    argv = ["xfs_db", "-r"]
+    for ino in inodes:
+        argv += ["-c", "inode %d" % ino, "-c", "print core.nlinkv2"]
+    argv.append(device)
+    _rc, out, _err = run(argv)
+    vals = [int(m.group(1)) for m in re.finditer(r"core\.nlinkv2 = (\d+)", out)]
+    return dict(zip(inodes, vals)) if len(vals) == len(inodes) else {}
+
+
+def _parse_ncheck(text, wanted):
+    paths = {}
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue
+        ino = int(parts[0])
+        if ino not in wanted:
+            continue
+        p = "/" + parts[1].lstrip("/")
+        if p not in paths.setdefault(ino, []):
+            paths[ino].append(p)
+    for v in paths.values():
+        v.sort()
+    return paths
+
+
+# ---------------------------------------------------------------- ext4
+def _debugfs(device, commands, run):
+    rc, out, err = run(["debugfs", "-f", "-", device], "\n".join(commands) + "\n")
+    if rc != 0 and not out:
+        raise OfflineError("debugfs failed: %s" % err.strip())
+    sections = []
+    for line in out.splitlines():
+        if line.startswith("debugfs: "):
+            sections.append((line[len("debugfs: "):], []))
+        elif sections:
+            sections[-1][1].append(line)
+    return sections
+
+
+_STAT_EXT = re.compile(r"\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?")
+
+
+def parse_debugfs_stat(lines):
+    """type, generation, links and [(logical_blk, phys_blk, count)] from ``stat <ino>``."""
+    info = {"type": None, "generation": None, "links": None, "extents": []}
+    in_ext = False
+    for line in lines:
+        m = re.search(r"Type:\s+(\S+)", line)
+        if m and info["type"] is None:
+            info["type"] = m.group(1)
+        m = re.search(r"Generation:\s+(\d+)", line)
+        if m:
+            info["generation"] = int(m.group(1))
+        m = re.search(r"Links:\s+(\d+)", line)
+        if m:
+            info["links"] = int(m.group(1))
+        if line.startswith("EXTENTS:") or line.startswith("BLOCKS:"):
+            in_ext = True
+            continue
+        if in_ext:
+            for m in _STAT_EXT.finditer(line):
+                l0, l1, p0 = int(m.group(1)), m.group(2), int(m.group(3))
+                count = (int(l1) - l0 + 1) if l1 else 1
+                info["extents"].append((l0, p0, count))
+    return info
+
+
+def ext4_owners(device, intervals, geom, run=default_run):
+    """Owners of byte intervals on an unmounted ext4: icheck -> stat -> classification.
+
+    Returns ({tag: [piece]}, {inode: info}) like xfs_owners plus per-inode stat info."""
+    bs = geom["blocksize"]
+    blocks = []
+    for start, end, _tag in intervals:
+        blocks.extend(range(start // bs, (end - 1) // bs + 1))
+    blocks = sorted(set(blocks))
+    owner_of = {}
+    for chunk in _chunks(blocks, 256):
+        for cmd, lines in _debugfs(device, ["icheck " + " ".join(str(b) for b in chunk)], run):
+            for line in lines:
+                parts = line.split("\t")
+                if len(parts) == 2 and parts[0].strip().isdigit():
+                    v = parts[1].strip()
+                    owner_of[int(parts[0])] = int(v) if v.isdigit() else None
+    inodes = sorted(set(i for i in owner_of.values() if i))
+    unowned = [b for b in blocks if not owner_of.get(b)]
+    infos = {}
+    cmds = ["stat <%d>" % i for i in inodes] + ["testb %d" % b for b in unowned if b > 0]
+    in_use = set([0]) if 0 in unowned else set()
+    if cmds:
+        for cmd, lines in _debugfs(device, cmds, run):
+            if cmd.startswith("stat <"):
+                infos[int(cmd[6:-1])] = parse_debugfs_stat(lines)
+            elif cmd.startswith("testb "):
+                for line in lines:
+                    m = re.match(r"Block (\d+) marked in use", line)
+                    if m:
+                        in_use.add(int(m.group(1)))
+    recs = []
+    for b in blocks:
+        ino = owner_of.get(b)
+        rec = {"physical": b * bs, "length": bs, "owner": ino, "offset": None, "mkind": None}
+        if ino:
+            info = infos.get(ino, {})
+            if ino < EXT4_FIRST_INO:
+                rec["kind"], rec["mkind"] = "metadata", EXT4_SPECIAL_INODES.get(ino, "special_inode")
+            elif info.get("type") == "directory":
+                rec["kind"], rec["mkind"] = "metadata", "directory"
+            else:
+                off = _logical_for(info.get("extents", []), b * bs, bs)
+                if off is None:
+                    rec["kind"], rec["mkind"] = "metadata", "extent_tree"
+                else:
+                    rec["kind"], rec["offset"] = "file", off
+        elif b in in_use:
+            rec["kind"], rec["mkind"] = "metadata", "fs_metadata"
+        else:
+            rec["kind"] = "free"
+        recs.append(rec)
+    pieces = _assign(recs, intervals, lambda r: (r["kind"], r["mkind"], r["owner"]))
+    return pieces, infos
+
+
+def ext4_paths(device, inodes, run=default_run):
+    if not inodes:
+        return {}
+    paths = {}
+    for chunk in _chunks(sorted(inodes), 256):
+        for _cmd, lines in _debugfs(device, ["ncheck -c " + " ".join(str(i) for i in chunk)], run):
+            paths.update(_parse_ncheck("\n".join(lines), set(chunk)))
+    return paths
+
+
+def _chunks(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]

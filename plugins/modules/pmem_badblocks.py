@@ -1,0 +1,410 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pmem_badblocks
+short_description: Gather persistent-memory devices and every known bad range, in every coordinate
+version_added: 0.1.0
+description:
+  - Reads the nvdimm topology (buses, regions, namespaces, block devices and their partitions, device-dax
+    devices and the mounts on them) from sysfs and C(/proc/self/mountinfo), and the bad-block lists of every
+    region and block device, plus C(ndctl list -M) where ndctl is present.
+  - Reports from all lists are merged and de-duplicated; each bad range is expressed in every coordinate that
+    applies (absolute, region, namespace, block device, partition, filesystem) and says whether it lies in the
+    data area, in the info-block/memmap reserve, outside every partition or outside every namespace.
+  - Returns the result as RV(ansible_facts.pmem). A host is RV(ansible_facts.pmem.clean) when it has no known
+    bad range and the ledger (O(ledger_path)) has no open entry.
+  - An empty list means C(no known poison), not C(no poison). The kernel learns of errors only after a scrub (O(scrub)) or when
+    poison is consumed.
+  - Without root the module still returns what it could read. The C(resource) files (physical addresses) are
+    mode 0400, so absolute addresses are unknown and block-device lists cannot be matched to region lists;
+    RV(ansible_facts.pmem.unreadable) lists every file that could not be read and why.
+  - Problems with one device (a malformed line, a device that disappears while it is read, an unknown namespace
+    mode, ndctl printing garbage) become entries in RV(ansible_facts.pmem.errors); the ranges that could be read
+    are still returned.
+author:
+  - pmem.poison contributors
+extends_documentation_fragment:
+  - pmem.poison.attributes
+  - pmem.poison.attributes.facts
+  - pmem.poison.attributes.platform
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Gathering changes nothing. In check mode a requested O(scrub) is not started; the result says so.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+options:
+  devices:
+    description:
+      - Restrict the result to these devices and everything below them. Names as the kernel gives them, for
+        example V(ndbus0), V(region1), V(namespace1.0), V(pmem1), V(pmem1p1) or V(dax0.0).
+      - Bad ranges are kept when they name one of the devices (or a device below one); the topology keeps the
+        named devices with their ancestors. A name that matches nothing becomes an entry in
+        RV(ansible_facts.pmem.errors).
+      - The default, an empty list, means every device.
+    type: list
+    elements: str
+    default: []
+  scrub:
+    description:
+      - Start an address range scrub on every bus that can scrub (the bus of O(devices) when given) and wait
+        for it to finish before reading the lists, at most O(scrub_timeout) seconds.
+      - Uses C(ndctl start-scrub) and C(ndctl wait-scrub) when ndctl is used (see O(use_ndctl)), else writes
+        V(1) to C(ndbusX/nfit/scrub) and polls it. Buses without a scrub (legacy e820 pmem, QEMU nvdimm) are
+        reported and skipped. Needs root.
+      - Skipped in check mode.
+    type: bool
+    default: false
+  scrub_timeout:
+    description:
+      - Seconds to wait for the scrubs started by O(scrub). When they are still running the module returns
+        what the lists hold so far and RV(scrub.timed_out) is V(true).
+    type: int
+    default: 300
+  use_ndctl:
+    description:
+      - Whether to read C(ndctl list -B -R -N -M) for media errors with DIMM names.
+      - V(auto) uses ndctl when it is installed; V(never) reads sysfs only; V(always) fails when ndctl is not
+        installed.
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  ledger_path:
+    description:
+      - The pmem.poison ledger. Its open entries are returned in RV(ansible_facts.pmem.open_entries); a host with
+        open entries is not clean.
+      - A missing file means no entries. An unreadable or corrupt ledger is an entry in
+        RV(ansible_facts.pmem.errors) and makes the host not clean.
+    type: path
+    default: /var/lib/pmem-poison/ledger.json
+notes:
+  - The kernel's table holds at most 512 extents per device and the sysfs text stops at one page; a list at that
+    limit sets RV(ansible_facts.pmem.capabilities.lists_may_be_truncated); treat it as a lower bound.
+  - Entries written to C(/sys/block/pmemX/badblocks) by software never reach the region list; they are reported
+    with RV(ansible_facts.pmem.bad_ranges[].software_only=true) and vanish when the namespace is re-enabled.
+"""
+
+EXAMPLES = r"""
+- name: Gather persistent-memory facts
+  pmem.poison.pmem_badblocks:
+
+- name: Stop when the host is not clean
+  ansible.builtin.assert:
+    that: ansible_facts.pmem.clean
+    fail_msg: "{{ ansible_facts.pmem.bad_ranges | map(attribute='id') | list }}"
+
+- name: Scrub the buses of pmem1 first (waits up to 10 minutes), sysfs only
+  pmem.poison.pmem_badblocks:
+    devices: [pmem1]
+    scrub: true
+    scrub_timeout: 600
+    use_ndctl: never
+
+- name: Bad ranges that a filesystem holds, with their filesystem offsets
+  ansible.builtin.debug:
+    msg: "{{ item.filesystem.mountpoint }} offset {{ item.filesystem.offset }} length {{ item.length }}"
+  loop: "{{ ansible_facts.pmem.bad_ranges | selectattr('filesystem') | list }}"
+"""
+
+RETURN = r"""
+scrub:
+  description: What O(scrub) did. Absent when no scrub was requested.
+  returned: when O(scrub=true)
+  type: dict
+  contains:
+    requested:
+      description: Always V(true).
+      type: bool
+    skipped:
+      description: V(true) in check mode (no scrub is started then).
+      type: bool
+    started:
+      description: Buses on which a scrub was started.
+      type: list
+      elements: str
+    timed_out:
+      description: A scrub was still running after O(scrub_timeout) seconds.
+      type: bool
+    progress:
+      description: Progress messages, in order.
+      type: list
+      elements: str
+    buses:
+      description: Per bus (keyed by bus name) V(provider), V(supported), V(started), V(completed),
+        V(count_before), V(count_after), V(seconds), V(message).
+      type: dict
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    pmem:
+      description: Persistent-memory topology, bad ranges and ledger state.
+      type: dict
+      contains:
+        schema_version:
+          description: Version of this structure. Currently V(1).
+          type: int
+        gathered_as_root:
+          description: Whether the module ran as root (root-only files were read).
+          type: bool
+        kernel:
+          description: Kernel release (C(/proc/sys/kernel/osrelease)).
+          type: str
+        ndctl:
+          description: Whether ndctl output was used (V(used)) and which executable (V(executable)).
+          type: dict
+        clean:
+          description: No known bad range, no open ledger entry and the ledger could be read.
+          type: bool
+        buses:
+          description: nvdimm buses keyed by name (V(ndbus0)). Each has V(name), V(provider) (V(e820),
+            V(ACPI.NFIT), V(nfit_test.0), ...), V(commands), V(scrub_supported), V(scrub_count),
+            V(scrub_running) and V(regions).
+          type: dict
+        regions:
+          description: Regions keyed by name. Each has V(name), V(bus), V(devtype), V(size) (bytes),
+            V(resource) (physical base address; null without root), V(align), V(persistence_domain), V(nstype),
+            V(mappings), V(read_only), V(badblocks) (raw V([sector, count]) pairs, region relative),
+            V(badblock_count), V(badblocks_truncated), V(ndctl_badblocks) (V(offset), V(length) in sectors and
+            V(dimms)) and V(namespaces).
+          type: dict
+        namespaces:
+          description: Namespaces with a size, keyed by name. Each has V(name), V(region), V(devtype),
+            V(mode) (V(fsdax), V(devdax), V(raw), V(sector) or V(unknown)), V(kernel_mode) (the kernel's own word),
+            V(size), V(uuid), V(resource) (null without root), V(holder) (pfn/dax/btt device), V(map)
+            (V(mem) or V(dev)), V(align), V(data_start) (absolute start of the data area; null without root),
+            V(data_offset) (bytes of info block and memmap reserve before the data area; null without root),
+            V(data_size), V(blockdev), V(dax_device) and V(ndctl_badblocks).
+          type: dict
+        blockdevs:
+          description: pmem block devices keyed by name. Each has V(name), V(device) (V(/dev/pmem0)), V(parent)
+            (pfn, namespace or btt device), V(namespace), V(size) (bytes), V(dev) (major:minor), V(ro),
+            V(badblocks) (raw V([sector, count]) pairs relative to sector 0 of the device),
+            V(badblocks_truncated) and V(partitions) (keyed by name; each with V(name), V(number), V(start) and
+            V(size) in bytes, V(dev), V(device)).
+          type: dict
+        dax:
+          description: device-dax devices keyed by name. Each has V(name), V(nd_device), V(namespace), V(size),
+            V(align), V(resource) (null without root), V(dev) and V(chardev) (V(/dev/dax0.0)).
+          type: dict
+        mounts:
+          description: Mounts of pmem block devices and partitions. Each has V(device), V(blockdev),
+            V(partition), V(mountpoint), V(root), V(fstype), V(source), V(dev), V(options), V(super_options),
+            V(dax) (mounted with DAX) and V(ro).
+          type: list
+          elements: dict
+        bad_ranges:
+          description: Every known bad range, merged across sources and split at namespace, data-area and partition
+            boundaries. Offsets and lengths are bytes.
+          type: list
+          elements: dict
+          contains:
+            id:
+              description: Stable name, V(region1@0x10000+0x1000) (region, region offset, length); block-device
+                coordinates (V(pmem1@0x0+0x1000)) when the region offset is unknown (without root).
+              type: str
+            region:
+              description: Region, or null when unknown.
+              type: str
+            namespace:
+              description: Namespace, or null when the range is outside every namespace.
+              type: str
+            blockdev:
+              description: Block device, or null for devdax, outside the data area, or when unknown.
+              type: str
+            partition:
+              description: Partition that holds the range, or null.
+              type: str
+            dax_device:
+              description: device-dax device (devdax namespaces only).
+              type: str
+            length:
+              description: Bytes.
+              type: int
+            sources:
+              description: Lists that reported it, V(region), V(blockdev), V(ndctl).
+              type: list
+              elements: str
+            software_only:
+              description: Only the block-device list has it (written there by software; vanishes on reboot).
+              type: bool
+            dimms:
+              description: DIMMs named by C(ndctl list -M).
+              type: list
+              elements: str
+            area:
+              description: V(data), V(info_block) (info block and memmap reserve of fsdax/devdax, not reachable
+                through the block device), V(outside_partition), V(outside_namespace), or null when it cannot be
+                told (without root).
+              type: str
+            absolute:
+              description: Physical address; null without root.
+              type: int
+            region_offset:
+              description: Offset from the region start.
+              type: int
+            namespace_offset:
+              description: Offset from the namespace start.
+              type: int
+            blockdev_offset:
+              description: Offset from sector 0 of the block device; null unless the range is in the data area
+                of a block device.
+              type: int
+            partition_offset:
+              description: Offset from the start of RV(ansible_facts.pmem.bad_ranges[].partition).
+              type: int
+            filesystem:
+              description: The mounted filesystem that covers the range (null if none), with V(device),
+                V(mountpoint), V(fstype), V(dax) and V(offset) (bytes from the start of the filesystem's device, the FIEMAP/GETFSMAP
+                physical coordinate).
+              type: dict
+        capabilities:
+          description: Hints for the modules that clear poison.
+          type: dict
+          contains:
+            kernel:
+              description: Kernel release.
+              type: str
+            devices:
+              description: Per block device and dax device, keyed by name, the same hints with V(bus), V(bus_kind)
+                (V(e820), V(acpi_nfit), V(nfit_test), V(virtio) or V(unknown)), V(provider), V(write_clears),
+                V(dax_write_clears), V(ndctl_clear) and V(description). This is the shape pmem.poison.pmem_clear
+                takes as its O(pmem.poison.pmem_clear#module:capabilities) option.
+              type: dict
+            kernel_version:
+              description: V([major, minor, patch]).
+              type: list
+              elements: int
+            recovery_write:
+              description: Kernel 5.19 or later (the DAX recovery-write path exists).
+              type: bool
+            dax_write_clears:
+              description: Per bus, whether a page-aligned whole-page write through DAX clears poison. V(true) on
+                buses without a clear command (legacy e820 pmem, virtio-pmem) with kernel 5.19 or later; V(false) on
+                the QEMU nvdimm (ACPI.NFIT without DSMs) and on nfit_test; null where it was never measured (a real
+                ACPI.NFIT platform with a clear-error command) or the provider is unknown.
+              type: dict
+            write_clears:
+              description: Per bus, whether a page-aligned whole-page non-DAX write (or a raw whole-sector
+                block-device write) clears poison. Null where unknown (see RV(ansible_facts.pmem.capabilities.dax_write_clears)).
+              type: dict
+            bus_can_clear:
+              description: Per bus, whether C(ndctl clear-errors) can work; V(n/a) on buses without a clear
+                command, where writes clear.
+              type: dict
+            scrub:
+              description: Per bus, whether it can scrub.
+              type: dict
+            buses:
+              description: The same per bus, with V(provider) and V(clear_error_command).
+              type: dict
+            lists_may_be_truncated:
+              description: Some list is at the kernel limit; treat the ranges as a lower bound.
+              type: bool
+            truncated_lists:
+              description: Devices whose list is at the limit.
+              type: list
+              elements: str
+        errors:
+          description: Per-device problems; each has V(device), V(file) and V(message).
+          type: list
+          elements: dict
+        warnings:
+          description: Things to know (not root, truncated lists, ranges in an info block, ...).
+          type: list
+          elements: str
+        unreadable:
+          description: Files that could not be read for lack of permission; each has V(device), V(file) and
+            V(reason).
+          type: list
+          elements: dict
+        open_entries:
+          description: Open entries of the ledger (see the ledger schema).
+          type: list
+          elements: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+
+# where the host's state is read from (unit tests point these at fixture trees)
+ROOTS = {"sysfs_root": "/sys", "proc_root": "/proc", "dev_root": "/dev"}
+
+
+def run_module(module):
+    params = module.params
+    result = {"changed": False}
+    ndctl = None
+    warnings = []
+    if params["use_ndctl"] != "never":
+        ndctl = _topology.find_ndctl()
+        if ndctl is None and params["use_ndctl"] == "always":
+            facts = _facts.gather_facts(ledger_path=params["ledger_path"], devices=params["devices"], **ROOTS)
+            module.fail_json(msg="ndctl is not installed (use_ndctl=always); install ndctl or set use_ndctl=auto",
+                             ansible_facts={"pmem": facts})
+    if params["scrub"]:
+        scrub = {"requested": True, "skipped": False, "started": [], "timed_out": False, "progress": [],
+                 "buses": {}}
+        if module.check_mode:
+            scrub["skipped"] = True
+            scrub["progress"].append("check mode: scrub not started")
+        else:
+            topo = _topology.gather_topology(ndctl=None, **ROOTS)
+            buses = None
+            if params["devices"]:
+                keep = _facts.expand_devices(topo, params["devices"])[1]
+                buses = [b for b in topo["buses"] if b in keep]
+            scrub.update(_topology.start_scrub(topo, bus_names=buses, ndctl=ndctl, timeout=params["scrub_timeout"],
+                                               sysfs_root=ROOTS["sysfs_root"]))
+            result["changed"] = bool(scrub["started"])
+            if scrub["timed_out"]:
+                warnings.append("scrub still running after %ss: the lists may be incomplete" % params["scrub_timeout"])
+        result["scrub"] = scrub
+    facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
+                                extra_warnings=warnings, **ROOTS)
+    for message in facts["warnings"]:
+        module.warn(message)
+    result["ansible_facts"] = {"pmem": facts}
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            devices=dict(type="list", elements="str", default=[]),
+            scrub=dict(type="bool", default=False),
+            scrub_timeout=dict(type="int", default=300),
+            use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = run_module(module)
+    except PmemError as exc:
+        details = exc.to_dict()
+        details.pop("msg", None)
+        module.fail_json(msg=str(exc), **details)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="pmem_badblocks: unexpected error: %s" % exc, exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pmem_clear
+short_description: Clear persistent-memory poison without losing the record of lost data
+version_added: 0.1.0
+description:
+  - Plans and carries out clears of bad ranges recorded in the pmem.poison ledger, per owner,
+    refusing every method the device, kernel or owner makes unsafe or ineffective (the clearing
+    matrix of the project's reference page).
+  - V(rewrite) writes good data page-aligned over the whole damaged pages of the owner file, in
+    place (the DAX recovery write on kernel 5.19 and later). Good data comes from a known-good copy
+    (O(source) or C(restore_sources) in O(policy)) at the same offsets; zeros only over ranges already
+    accepted as lost. The checksum of what was written is recorded and the entry is closed as
+    C(restored).
+  - V(reallocate) punches the range out and writes the data into new blocks. The file is readable
+    again, but the poison may stay in free space (always on ext4 with DAX); the entry stays open.
+  - V(device_write) writes zeros over whole sectors through the block device; only when no
+    filesystem on it is mounted (checked in mountinfo and by an C(O_EXCL) open) and only over
+    ranges with no file owner or accepted as lost.
+  - V(ndctl) runs C(ndctl clear-errors) on an unmounted namespace of a bus that can clear.
+  - V(auto) picks per owner from O(policy) (see docs/design.md, "Policy"). Filesystem metadata is
+    never cleared online; the result carries an offline repair plan and the host fails.
+  - Write-ahead; each clear is recorded as C(clear_planned) and fsynced before it happens; the
+    result (C(cleared) or C(clear_failed)) after. A run killed in between is finished by the next
+    run without repeating a completed write.
+  - Every clear is verified by re-reading the badblocks list; a range still listed is a failure
+    carrying the device's error (EIO, EFAULT).
+author:
+  - pmem.poison contributors
+options:
+  method:
+    description: Clear method; V(auto) follows O(policy).
+    type: str
+    choices: [auto, rewrite, reallocate, device_write, ndctl]
+    default: auto
+  entry_ids:
+    description: Only act on these ledger entries. Default all entries the plan covers.
+    type: list
+    elements: str
+  source:
+    description:
+      - Known-good copy of the damaged file (for O(entry_ids), or every entry when O(entry_ids) is
+        not given). Same size as the damaged file; bytes are copied from the same offsets.
+    type: path
+  policy:
+    description:
+      - Remediation policy; keys C(method) (per owner kind), C(containment), C(restore_sources),
+        C(accepted_loss), C(offline_window_allowed). See docs/design.md, "Policy".
+    type: dict
+  results:
+    description: Resolver output (RV(pmem.poison.pmem_resolve#module:results)); recorded in the ledger first.
+    type: list
+    elements: dict
+  bad_ranges:
+    description:
+      - Current bad ranges (C(ansible_facts.pmem.bad_ranges)). Default is to re-read the
+        badblocks lists for the ranges in the ledger.
+    type: list
+    elements: dict
+  capabilities:
+    description:
+      - Override what is known about each device (C(kernel), C(devices.<pmemN>.write_clears),
+        C(ndctl_clear)). Default is read off sysfs.
+    type: dict
+  accepted_by:
+    description: Who accepts the losses listed in O(policy) C(accepted_loss) (recorded).
+    type: str
+  ledger_path:
+    description: The ledger file.
+    type: path
+    default: /var/lib/pmem-poison/ledger.json
+  lock_timeout:
+    description: Seconds to wait for another run's ledger lock.
+    type: float
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan in RV(plan); the ledger, the files and the lists stay byte-identical.
+  diff_mode:
+    support: full
+    description: Shows the ledger before and after.
+  platform:
+    platforms: [linux]
+notes:
+  - Run as root.
+seealso:
+  - module: pmem.poison.pmem_quarantine
+  - module: pmem.poison.pmem_resolve"""
+
+EXAMPLES = r"""
+- name: Restore a damaged file from its backup copy
+  pmem.poison.pmem_clear:
+    method: rewrite
+    source: /backup/db/table.dat
+    results: "{{ owners.results }}"
+    bad_ranges: "{{ ansible_facts.pmem.bad_ranges }}"
+
+- name: Follow the host policy (plan only)
+  pmem.poison.pmem_clear:
+    policy:
+      restore_sources:
+        /mnt/pmem/db/*: /backup/db
+      accepted_loss: [/mnt/pmem/scratch/*]
+  check_mode: true
+  register: plan
+
+- name: Clear free-space poison on an unmounted namespace
+  pmem.poison.pmem_clear:
+    method: device_write
+"""
+
+RETURN = r"""
+plan:
+  description: Actions planned (docs/design.md, "Actions"); in check mode nothing else happened.
+  returned: always
+  type: list
+  elements: dict
+results:
+  description: One result per clear carried out.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    entry_id:
+      description: Ledger entry.
+      type: str
+    status:
+      description: What happened.
+      type: str
+      choices: [cleared, failed, skipped, planned, closed]
+    error:
+      description: The device's error for a failed clear.
+      type: str
+open_entries:
+  description: Ledger entries still open afterwards (the host is not clean while any remain).
+  returned: always
+  type: list
+  elements: str
+ledger_path:
+  description: The ledger file.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            method=dict(type="str", default="auto",
+                        choices=["auto", "rewrite", "reallocate", "device_write", "ndctl"]),
+            entry_ids=dict(type="list", elements="str"),
+            source=dict(type="path"),
+            policy=dict(type="dict"),
+            results=dict(type="list", elements="dict"),
+            bad_ranges=dict(type="list", elements="dict"),
+            capabilities=dict(type="dict"),
+            accepted_by=dict(type="str"),
+            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+            lock_timeout=dict(type="float", default=30.0),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    partial = {"changed": False, "plan": [], "results": [], "open_entries": [],
+               "ledger_path": p["ledger_path"]}
+    try:
+        out = clearing.run_clear(
+            ledger_path=p["ledger_path"], method=p["method"], entry_ids=p["entry_ids"],
+            source=p["source"], policy=p["policy"], results=p["results"],
+            facts={"bad_ranges": p["bad_ranges"]} if p["bad_ranges"] is not None else None,
+            capabilities=p["capabilities"], check=module.check_mode,
+            lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"])
+    except (PmemError, ValueError) as e:
+        module.fail_json(msg=str(e), **partial)
+    diff = out.pop("diff", None)
+    if module._diff and diff:
+        out["diff"] = diff
+    failed = out.pop("failed")
+    if failed:
+        module.fail_json(**out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

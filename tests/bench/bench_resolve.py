@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark pmem_resolve's owner resolution against the shell baselines (issue 4).
+
+XFS (rmapbt, reflink) and ext4 on loop devices, BENCH_FILES files (default 100000) plus 1000
+reflinked copies (plain copies on ext4), 512 bad ranges (512 bytes each) on random allocated
+blocks. Prints resolver time, baseline time (sampled and extrapolated when slow: said so), ratio,
+recall/precision against ground truth (FIEMAP of every file, taken at build time) and peak memory.
+Never asserts timings. Needs root.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fcntl
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+
+N_FILES = int(os.environ.get("BENCH_FILES", "100000"))
+N_CLONES = int(os.environ.get("BENCH_CLONES", "1000"))
+N_RANGES = int(os.environ.get("BENCH_RANGES", "512"))
+BASELINE_SAMPLE = int(os.environ.get("BENCH_BASELINE_SAMPLE", "16"))
+SEED = int(os.environ.get("BENCH_SEED", "4"))
+FICLONE = 0x40049409
+BS = 4096
+
+
+def sh(*argv, **kw):
+    return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, **kw).stdout
+
+
+def build(fstype, workdir):
+    img = os.path.join(workdir, fstype + ".img")
+    size = max(2 << 30, N_FILES * 12 * 1024)
+    with open(img, "wb") as f:
+        f.truncate(size)
+    dev = sh("losetup", "--find", "--show", img).strip()
+    mnt = os.path.join(workdir, "mnt-" + fstype)
+    os.makedirs(mnt)
+    state = {"dev": dev, "mnt": mnt, "img": img, "mounted": False}
+    try:
+        if fstype == "xfs":
+            sh("mkfs.xfs", "-q", "-f", "-m", "rmapbt=1,reflink=1", dev)
+        else:
+            sh("mkfs.ext4", "-q", "-F", "-b", "4096", "-N", str(N_FILES + N_CLONES + 10000), dev)
+        sh("mount", dev, mnt)
+        state["mounted"] = True
+        rnd = random.Random(SEED)
+        payload = os.urandom(64 * 1024)
+        t0 = time.monotonic()
+        per_dir = 1000
+        files = []
+        for i in range(N_FILES):
+            d = os.path.join(mnt, "d%04d" % (i // per_dir))
+            if i % per_dir == 0:
+                os.mkdir(d)
+            p = os.path.join(d, "f%06d" % i)
+            size = BS * (1 + (rnd.random() < 0.1) * rnd.randint(1, 15)) - rnd.choice((0, 0, 100))
+            with open(p, "wb") as f:
+                f.write(payload[:size])
+            files.append(p)
+        os.mkdir(os.path.join(mnt, "clones"))
+        for i in range(N_CLONES):
+            src = files[(i * 97) % len(files)]
+            dst = os.path.join(mnt, "clones", "c%05d" % i)
+            if fstype == "xfs":
+                with open(src, "rb") as s, open(dst, "wb") as d:
+                    fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+            else:
+                shutil.copyfile(src, dst)
+        os.mkdir(os.path.join(mnt, "links"))
+        for i in range(100):
+            os.link(files[(i * 131) % len(files)], os.path.join(mnt, "links", "l%03d" % i))
+        sh("sync")
+        state["build_seconds"] = time.monotonic() - t0
+    except Exception:
+        teardown(state)
+        raise
+    return state
+
+
+def teardown(state):
+    if state.get("mounted"):
+        subprocess.run(["umount", state["mnt"]], check=False)
+    subprocess.run(["losetup", "-d", state["dev"]], check=False)
+    try:
+        os.unlink(state["img"])
+    except OSError:
+        pass
+
+
+def ground_truth(mnt):
+    """block -> [(inode, logical_block)], inode -> [paths]; from FIEMAP of every file."""
+    blocks = {}
+    paths = {}
+    for dirpath, _dirs, names in os.walk(mnt):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            paths.setdefault(st.st_ino, []).append(p)
+            if len(paths[st.st_ino]) > 1:
+                continue
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                for logical, phys, length, _fl in F.extents(fd):
+                    for k in range(length // BS):
+                        blocks.setdefault(phys // BS + k, []).append((st.st_ino, logical // BS + k))
+            finally:
+                os.close(fd)
+    for v in paths.values():
+        v.sort()
+    return blocks, paths
+
+
+def pick_ranges(blocks):
+    rnd = random.Random(SEED)
+    chosen = rnd.sample(sorted(blocks), N_RANGES)
+    out = []
+    for b in chosen:
+        sector = rnd.randrange(8)
+        out.append((b * BS + sector * 512, 512))
+    return out
+
+
+def expected(blocks, paths, ranges):
+    exp = set()
+    for off, ln in ranges:
+        for ino, lblk in blocks[off // BS]:
+            exp.add((off, ino, lblk * BS + off % BS, tuple(paths[ino])))
+    return exp
+
+
+def run_resolver(state, ranges):
+    rngs = [O.direct_range({"device": state["dev"], "offset": o, "length": n}) for o, n in ranges]
+    t0 = time.monotonic()
+    res = O.resolve_owners(rngs)
+    dt = time.monotonic() - t0
+    # memory in a second run: tracemalloc slows Python several-fold, so it never shares the timing
+    tracemalloc.start()
+    O.resolve_owners(rngs)
+    _cur, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    got = set()
+    for (off, _n), r in zip(ranges, res):
+        for o in r["owners"]:
+            if o["kind"] == "file":
+                got.add((off, o["inode"], o["file_offset"], tuple(o["paths"])))
+    return dt, peak, got, res
+
+
+def score(exp, got):
+    tp = len(exp & got)
+    recall = tp / len(exp) if exp else 1.0
+    precision = tp / len(got) if got else 1.0
+    return recall, precision
+
+
+def baseline_xfs(state, ranges):
+    sample = ranges[:BASELINE_SAMPLE]
+    t0 = time.monotonic()
+    for off, ln in sample:
+        out = sh("xfs_io", "-c", "fsmap -d %d %d" % (off // 512, (off + ln) // 512), state["mnt"])
+        inos = set()
+        for line in out.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) > 3 and parts[3].isdigit():
+                inos.add(parts[3])
+        for ino in inos:
+            sh("find", state["mnt"], "-xdev", "-inum", ino)
+    dt = time.monotonic() - t0
+    return dt * len(ranges) / len(sample), len(sample)
+
+
+def baseline_ext4(state, ranges):
+    t0 = time.monotonic()
+    blocks = sorted(set(off // BS for off, _n in ranges))
+    out = sh("debugfs", "-R", "icheck " + " ".join(str(b) for b in blocks), state["dev"])
+    inos = set()
+    for line in out.splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1].strip().isdigit():
+            inos.add(parts[1].strip())
+    sh("debugfs", "-R", "ncheck -c " + " ".join(sorted(inos)), state["dev"])
+    return time.monotonic() - t0
+
+
+def bench(fstype, workdir):
+    print("== %s: %d files + %d %s copies + 100 hard links, %d ranges" % (
+        fstype, N_FILES, N_CLONES, "reflinked" if fstype == "xfs" else "plain", N_RANGES))
+    sys.stdout.flush()
+    state = build(fstype, workdir)
+    try:
+        print("   build %.1fs" % state["build_seconds"])
+        t0 = time.monotonic()
+        blocks, paths = ground_truth(state["mnt"])
+        print("   ground truth (FIEMAP of every file) %.1fs, %d allocated data blocks" % (
+            time.monotonic() - t0, len(blocks)))
+        ranges = pick_ranges(blocks)
+        exp = expected(blocks, paths, ranges)
+        del blocks
+        dt, peak, got, _res = run_resolver(state, ranges)
+        recall, precision = score(exp, got)
+        print("   resolver: %.3fs  owners expected %d found %d  recall %.4f precision %.4f  "
+              "peak traced memory (separate run) %.1f MiB" % (dt, len(exp), len(got), recall, precision,
+                                               peak / 2.0 ** 20))
+        if fstype == "xfs":
+            bt, n = baseline_xfs(state, ranges)
+            print("   baseline (xfs_io fsmap + find -inum per owner): %.1fs (measured on %d of %d "
+                  "ranges, extrapolated)" % (bt, n, len(ranges)))
+        else:
+            sh("sync")
+            bt = baseline_ext4(state, ranges)
+            print("   baseline (debugfs icheck + ncheck, one call each): %.2fs" % bt)
+        print("   ratio baseline/resolver: %.1fx" % (bt / dt if dt else float("inf")))
+        sys.stdout.flush()
+    finally:
+        teardown(state)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("bench: needs root (loop devices, mount, GETFSMAP)")
+        return 2
+    workdir = tempfile.mkdtemp(prefix="pmem-bench-")
+    try:
+        for fstype in ("xfs", "ext4"):
+            bench(fstype, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("max RSS of this process (includes tree building and ground truth): %.1f MiB" % (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pmem_clear/pmem_quarantine mechanics on real XFS and ext4 (loop devices, fake badblocks)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+
+from .fixtures_clear import clearfs, listed, make_damaged, read, run_module  # noqa: F401
+
+
+def test_rewrite_restores_byte_identical(clearfs):
+    d = make_damaged(clearfs, clearfs.workdir)
+    before = (read(d.path), read(d.badblocks))
+    res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, check=True)
+    assert res["changed"] and not res.get("failed"), p.stderr
+    assert (read(d.path), read(d.badblocks)) == before and not os.path.exists(d.ledger)
+    res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, diff=True)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(d.path) == d.good and listed(d) == [], res
+    entry = L.load(d.ledger)["entries"][0]
+    assert entry["closure"]["how"] == "restored"
+    # the data survives a remount (it is on the device, not only in the page cache)
+    clearfs.unmount()
+    clearfs.mount()
+    assert read(d.path) == d.good
+    # second run with fresh facts: nothing listed, nothing resolved
+    fresh = dict(d.args, results=[], bad_ranges=[])
+    res, _ = run_module("pmem_clear", fresh, clearfs.workdir, d.env)
+    assert res["changed"] is False and not res.get("failed"), res
+
+
+def test_reallocate_keeps_entry_open(clearfs):
+    d = make_damaged(clearfs, clearfs.workdir)
+    with open(d.badblocks) as f:
+        bb = json.load(f)
+    bb["write_clears"] = False  # as on ext4+DAX: the new block is elsewhere, poison stays
+    with open(d.badblocks, "w") as f:
+        json.dump(bb, f)
+    res, p = run_module("pmem_clear", dict(d.args, method="reallocate"), clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(d.path) == d.good
+    entry = L.load(d.ledger)["entries"][0]
+    assert entry["state"] == "open"
+    last = entry["history"][-1]
+    assert last["event"] == "clear_failed" and last["details"]["poison_remains_in_free_space"]
+    res, _ = run_module("pmem_clear", dict(d.args, method="reallocate"), clearfs.workdir, d.env)
+    assert res["changed"] is False
+
+
+def test_quarantine_contain_then_restore_then_release(clearfs):
+    d = make_damaged(clearfs, clearfs.workdir)
+    q = {"ledger_path": d.ledger, "results": d.args["results"], "bad_ranges": d.args["bad_ranges"],
+         "containment": ["chmod", "rename", "immutable"]}
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res and res["changed"] and not res["entries"][0]["skipped"], (res, p.stderr)
+    qpath = L.load(d.ledger)["entries"][0]["containment"]["rename"][0]["to"]
+    assert not os.path.exists(d.path) and stat.S_IMODE(os.stat(qpath).st_mode) == 0
+    assert json.loads(os.getxattr(qpath, "user.pmem_poison.lost_ranges"))["ranges"]
+    res, _ = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res["changed"] is False
+    # restore in place while contained (immutable lifted for the write, set again)
+    clr = dict(d.args)
+    del clr["results"]
+    res, p = run_module("pmem_clear", clr, clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(qpath) == d.good
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
+                        clearfs.workdir)
+    assert res["changed"], p.stderr
+    assert read(d.path) == d.good and stat.S_IMODE(os.stat(d.path).st_mode) == 0o644
+    open(d.path, "ab").close()  # no longer immutable
+    assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)
+
+
+def test_readonly_mount_reported(clearfs):
+    d = make_damaged(clearfs, clearfs.workdir)
+    os.system("mount -o remount,ro %s" % clearfs.mnt)
+    try:
+        res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger,
+                                                "results": d.args["results"]}, clearfs.workdir)
+        assert res and "read-only" in " ".join(res["entries"][0]["skipped"]), (res, p.stderr)
+        assert L.read_open_entries(d.ledger)  # still recorded
+    finally:
+        os.system("mount -o remount,rw %s" % clearfs.mnt)

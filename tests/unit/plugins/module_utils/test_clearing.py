@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing as C
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+
+E820 = {"kernel": "6.1.0", "devices": {"pmem9": {"bus_kind": "e820", "write_clears": True,
+                                                 "ndctl_clear": False}}}
+QEMU = {"kernel": "6.1.0", "devices": {"pmem9": {"bus_kind": "acpi_nfit", "write_clears": False,
+                                                 "description": "QEMU NFIT nvdimm"}}}
+GOOD = bytes(range(256)) * 48  # 12 KiB
+
+
+@pytest.fixture
+def world(tmp_path):
+    f = tmp_path / "fs" / "data.bin"
+    f.parent.mkdir()
+    f.write_bytes(GOOD[:4096] + b"\0" * 4096 + GOOD[8192:])  # page 1 "lost"
+    src = tmp_path / "backup.bin"
+    src.write_bytes(GOOD)
+    bb = tmp_path / "bb.json"
+    # file page 1 sits at device byte 1 MiB + 4096 (sectors 2056..2063)
+    bb.write_text(json.dumps({"devices": {"pmem9": [[2056, 8]]}, "write_clears": True}))
+    st = os.stat(str(f))
+    owner = {"kind": "file", "range_id": "pmem9@0x101000+0x1000", "device": "/dev/pmem9",
+             "mountpoint": str(f.parent), "fstype": "xfs", "inode": st.st_ino,
+             "generation": None, "paths": [str(f)], "file_offset": 4096, "length": 4096,
+             "repair_offset": 4096, "repair_length": 4096}
+    rng = {"id": owner["range_id"], "blockdev": "pmem9", "blockdev_offset": 1048576 + 4096,
+           "length": 4096, "area": "data",
+           "filesystem": {"device": "/dev/pmem9", "mountpoint": str(f.parent), "fstype": "xfs",
+                          "dax": True, "offset": 1048576 + 4096}}
+    ledger_path = str(tmp_path / "state" / "ledger.json")
+    return SimpleNamespace(f=f, src=src, bb=bb, owner=owner, rng=rng, ledger=ledger_path,
+                           provider=C.FileBadblocks(str(bb)),
+                           results=[{"range_id": rng["id"], "owners": [owner]}],
+                           facts={"bad_ranges": [rng]})
+
+
+def snapshot(w):
+    def read(p):
+        return open(p, "rb").read() if os.path.exists(p) else None
+    return (read(str(w.f)), read(str(w.bb)), read(w.ledger))
+
+
+def test_rewrite_from_source_closes_and_is_idempotent(world):
+    w = world
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert not out["failed"], out["msg"]
+    assert out["changed"] and out["results"][0]["status"] == "cleared"
+    assert w.f.read_bytes() == GOOD
+    assert json.loads(w.bb.read_text())["devices"]["pmem9"] == []
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["state"] == "closed" and entry["closure"]["how"] == "restored"
+    assert entry["closure"]["source"] == str(w.src) and len(entry["closure"]["sha256"]) == 64
+    events = [h["event"] for h in entry["history"]]
+    assert events == ["detected", "resolved", "clear_planned", "cleared", "restored"]
+    before = snapshot(w)
+    again = C.run_clear(w.ledger, "auto", source=str(w.src), capabilities=E820,
+                        provider=w.provider)
+    assert not again["changed"] and not again["failed"] and snapshot(w) == before
+
+
+def test_check_mode_byte_identical(world):
+    w = world
+    C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                provider=w.provider)  # records, no source -> left open
+    before = snapshot(w)
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), capabilities=E820,
+                      provider=w.provider, check=True)
+    assert out["changed"] and [a["action"] for a in out["plan"]][-1] == "rewrite"
+    assert snapshot(w) == before
+
+
+def test_no_source_left_open_zeros_refused(world):
+    w = world
+    out = C.run_clear(w.ledger, "rewrite", results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert out["failed"] and "zeros only" in out["msg"]
+    assert L.read_open_entries(w.ledger)
+
+
+def test_accepted_loss_then_zeros(world):
+    w = world
+    out = C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                      provider=w.provider, policy={"accepted_loss": [str(w.f)]},
+                      accepted_by="ops")
+    assert not out["failed"], out["msg"]
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["closure"]["how"] == "accepted_lost" and entry["closure"]["by"] == "ops"
+    assert [h["event"] for h in entry["history"]][-2:] == ["clear_planned", "cleared"]
+    assert w.f.read_bytes()[4096:8192] == b"\0" * 4096
+
+
+def test_device_refuses_in_plan(world):
+    w = world
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=QEMU, provider=w.provider)
+    assert out["failed"] and "QEMU" in out["msg"] and "pmem9" in out["msg"]
+    assert w.f.read_bytes()[4096:8192] == b"\0" * 4096  # untouched
+    assert L.read_open_entries(w.ledger)  # recorded
+
+
+def test_write_error_recorded_as_clear_failed(world):
+    w = world
+    data = json.loads(w.bb.read_text())
+    data["write_errno"] = 5
+    w.bb.write_text(json.dumps(data))
+    caps = {"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": None}}}
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=caps, provider=w.provider)
+    assert out["failed"] and "Input/output error" in out["msg"] and "EIO" in out["msg"]
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["state"] == "open"
+    assert entry["history"][-1]["event"] == "clear_failed"
+    assert entry["history"][-1]["details"]["details"]["errno_name"] == "EIO"
+
+
+def test_still_listed_after_write_is_failure(world):
+    w = world
+    data = json.loads(w.bb.read_text())
+    data["write_clears"] = False
+    w.bb.write_text(json.dumps(data))
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert out["failed"] and "still listed" in out["msg"]
+    assert L.load(w.ledger)["entries"][0]["state"] == "open"
+
+
+def test_pending_plan_completed_without_second_write(world, monkeypatch):
+    """A crash after the write but before the result: the rerun records, does not rewrite."""
+    w = world
+    C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                provider=w.provider)
+    led = L.load(w.ledger)
+    e = L.apply_event(led["entries"][0], "clear_planned", "t",
+                      {"method": "rewrite", "source": str(w.src)})
+    L.save(w.ledger, L.replace_entry(led, e))
+    w.f.write_bytes(GOOD)  # the killed run had written
+    w.bb.write_text(json.dumps({"devices": {"pmem9": []}}))
+    calls = []
+    monkeypatch.setattr(C, "pwrite_all", lambda *a: calls.append(a))
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), capabilities=E820,
+                      provider=w.provider)
+    assert not out["failed"] and calls == []
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["history"][-2]["details"]["completed_by_previous_run"]
+    assert entry["closure"]["how"] == "restored"
+
+
+def test_source_size_mismatch(world):
+    w = world
+    w.src.write_bytes(GOOD[:5000])
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert out["failed"] and "not a copy" in out["msg"]
+
+
+def test_ndctl_argv_no_shell(world):
+    calls = []
+
+    def runner(argv):
+        calls.append(argv)
+        return SimpleNamespace(returncode=1, stdout="",
+                               stderr="Unable to determine scrub state: Operation not supported")
+    entry = {"id": "e", "range": {"id": "r", "namespace": "namespace0.0"}, "owner": {}}
+    with pytest.raises(C.DeviceCannotClear, match="scrub state"):
+        C.ndctl_clear(entry, runner)
+    assert calls == [["ndctl", "clear-errors", "namespace0.0"]]
+
+
+def test_probe_capabilities(tmp_path):
+    root = tmp_path / "sys"
+    for name, bus, provider, scrub in (("pmem0", "ndbus0", "e820", False),
+                                       ("pmem1", "ndbus1", "ACPI.NFIT", False),
+                                       ("pmem2", "ndbus2", "nfit_test.0", True)):
+        busdir = root / "devices" / "platform" / bus
+        (busdir / "region0" / "namespace0.0").mkdir(parents=True)
+        (busdir / "provider").write_text(provider + "\n")
+        if scrub:
+            (busdir / "nfit").mkdir()
+            (busdir / "nfit" / "scrub").write_text("1\n")
+        (root / "block" / name).mkdir(parents=True)
+        (root / "block" / name / "device").symlink_to(busdir / "region0" / "namespace0.0")
+    caps = C.probe_capabilities(str(root))["devices"]
+    assert caps["pmem0"]["write_clears"] is True and caps["pmem0"]["bus_kind"] == "e820"
+    assert caps["pmem1"]["write_clears"] is False and "QEMU" in caps["pmem1"]["description"]
+    assert caps["pmem2"]["ndctl_clear"] is True
+
+
+def test_sysfs_provider(tmp_path):
+    d = tmp_path / "block" / "pmem0"
+    d.mkdir(parents=True)
+    (d / "badblocks").write_text("8 8\n100 1\n")
+    p = C.SysfsBadblocks(str(tmp_path))
+    assert p.listed("pmem0p1", 4096, 4096) == [(8, 8)]
+    assert p.listed("pmem0", 0, 4096) == []
+    assert p.listed("nosuch", 0, 4096) == []
+
+
+def test_provider_device_names_not_mangled(tmp_path):
+    d = tmp_path / "block" / "loop0"
+    d.mkdir(parents=True)
+    (d / "badblocks").write_text("0 8\n")
+    p = C.SysfsBadblocks(str(tmp_path))
+    assert p.listed("loop0", 0, 4096) == [(0, 8)]
+    assert p.listed("loop0p1", 0, 4096) == [(0, 8)]
+
+
+def test_merge_capabilities_given_wins_probe_fills():
+    probed = {"kernel": "6.1.0", "devices": {"pmem0": {"write_clears": True, "ndctl_clear": False},
+                                             "pmem1": {"write_clears": False}}}
+    given = {"devices": {"pmem0": {"write_clears": None, "dax_write_clears": False}}}
+    m = C.merge_capabilities(probed, given)
+    assert m["kernel"] == "6.1.0"
+    assert m["devices"]["pmem0"] == {"write_clears": True, "ndctl_clear": False,
+                                     "dax_write_clears": False}
+    assert m["devices"]["pmem1"]["write_clears"] is False
+    assert C.merge_capabilities(probed, {})["devices"] == probed["devices"]

@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts over fixtures captured from the lab (tests/unit/fixtures/README.md says how each was made)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import sys
+import types
+
+import pytest
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+MiB = 1 << 20
+
+
+def gather(name, as_root=True, ndctl=True, **kwargs):
+    root = os.path.join(FIXTURES, name)
+    ndctl_out = None
+    if ndctl:
+        with open(os.path.join(root, "ndctl-list.json")) as handle:
+            ndctl_out = handle.read()
+    kwargs.setdefault("ledger_path", None)
+    return facts.gather_facts(sysfs_root=os.path.join(root, "sys"), proc_root=os.path.join(root, "proc"),
+                              dev_root=os.path.join(root, "dev"), ndctl=ndctl_out, as_root=as_root, **kwargs)
+
+
+# -- stock lab (QEMU: ACPI.NFIT nvdimm without DSMs = ndbus0, legacy e820 memmap= = ndbus1) -------
+
+STOCK_BUSES = {
+    "ndbus0": {"name": "ndbus0", "provider": "ACPI.NFIT", "commands": ["cmd_call"], "scrub_supported": False,
+               "scrub_count": None, "scrub_running": None, "regions": ["region0"]},
+    "ndbus1": {"name": "ndbus1", "provider": "e820", "commands": [], "scrub_supported": False,
+               "scrub_count": None, "scrub_running": None, "regions": ["region1"]},
+}
+
+STOCK_NAMESPACES = {
+    "namespace0.0": {
+        "name": "namespace0.0", "region": "region0", "devtype": "nd_namespace_pmem", "mode": "fsdax",
+        "kernel_mode": "memory", "size": 512 * MiB, "uuid": "674601de-8388-4eef-b0fb-7688bdb518b5",
+        "resource": 0x100000000, "holder": "pfn0.0", "map": "dev", "align": 2 * MiB, "data_offset": 10 * MiB,
+        "data_size": 526385152, "data_start": 0x100a00000, "blockdev": "pmem0", "dax_device": None,
+        "ndctl_badblocks": []},
+    "namespace0.1": {
+        "name": "namespace0.1", "region": "region0", "devtype": "nd_namespace_pmem", "mode": "devdax",
+        "kernel_mode": "dax", "size": 520093696, "uuid": "2cc06c2b-90d3-4af9-ad36-19a4b015d001",
+        "resource": 0x120000000, "holder": "dax0.0", "map": "dev", "align": 2 * MiB, "data_offset": 8 * MiB,
+        "data_size": 511705088, "data_start": 0x120800000, "blockdev": None, "dax_device": "dax0.1",
+        "ndctl_badblocks": []},
+    "namespace1.0": {
+        "name": "namespace1.0", "region": "region1", "devtype": "nd_namespace_io", "mode": "fsdax",
+        "kernel_mode": "memory", "size": 512 * MiB, "uuid": None, "resource": 0x40000000, "holder": None,
+        "map": "mem", "align": None, "data_offset": 0, "data_size": 512 * MiB, "data_start": 0x40000000,
+        "blockdev": "pmem1", "dax_device": None, "ndctl_badblocks": []},
+}
+
+
+def _region(name, bus, size, resource, nstype, mappings, namespaces, badblocks=()):
+    return {"name": name, "bus": bus, "devtype": "nd_pmem", "size": size, "resource": resource, "align": 16 * MiB,
+            "persistence_domain": None, "nstype": nstype, "mappings": mappings, "read_only": False,
+            "badblocks": list(badblocks), "badblocks_truncated": False, "ndctl_badblocks": [],
+            "namespaces": namespaces, "badblock_count": len(badblocks)}
+
+
+STOCK_REGIONS = {
+    "region0": _region("region0", "ndbus0", 1073610752, 0x100000000, 5, 1, ["namespace0.0", "namespace0.1"]),
+    "region1": _region("region1", "ndbus1", 512 * MiB, 0x40000000, 4, 0, ["namespace1.0"]),
+}
+
+STOCK_DAX = {"dax0.1": {"name": "dax0.1", "nd_device": "dax0.0", "namespace": "namespace0.1", "size": 511705088,
+                        "align": 2 * MiB, "resource": 0x120800000, "dev": "252:2", "chardev": "/dev/dax0.1"}}
+
+STOCK_CAPS = {
+    "kernel": "6.1.0-56-amd64", "kernel_version": [6, 1, 0], "recovery_write": True,
+    "devices": {
+        "dax0.1": {"bus": "ndbus0", "bus_kind": "acpi_nfit", "provider": "ACPI.NFIT", "write_clears": False,
+                   "dax_write_clears": False, "ndctl_clear": False, "description": "dax0.1 (ACPI.NFIT on ndbus0)"},
+        "pmem0": {"bus": "ndbus0", "bus_kind": "acpi_nfit", "provider": "ACPI.NFIT", "write_clears": False,
+                  "dax_write_clears": False, "ndctl_clear": False, "description": "pmem0 (ACPI.NFIT on ndbus0)"},
+        "pmem1": {"bus": "ndbus1", "bus_kind": "e820", "provider": "e820", "write_clears": True,
+                  "dax_write_clears": True, "ndctl_clear": False, "description": "pmem1 (e820 on ndbus1)"},
+    },
+    "dax_write_clears": {"ndbus0": False, "ndbus1": True},
+    "write_clears": {"ndbus0": False, "ndbus1": True},
+    "bus_can_clear": {"ndbus0": False, "ndbus1": "n/a"},
+    "scrub": {"ndbus0": False, "ndbus1": False},
+    "buses": {
+        "ndbus0": {"provider": "ACPI.NFIT", "clear_error_command": False, "write_clears": False,
+                   "dax_write_clears": False, "bus_can_clear": False},
+        "ndbus1": {"provider": "e820", "clear_error_command": False, "write_clears": True,
+                   "dax_write_clears": True, "bus_can_clear": "n/a"},
+    },
+    "lists_may_be_truncated": False, "truncated_lists": [],
+}
+
+
+def _blockdev(name, parent, ns, size, dev, badblocks=(), partitions=None):
+    return {"name": name, "parent": parent, "namespace": ns, "size": size, "dev": dev, "device": "/dev/" + name,
+            "ro": False, "badblocks": [list(b) for b in badblocks], "badblocks_truncated": False,
+            "partitions": partitions or {}}
+
+
+def test_stock_clean_pins_every_field():
+    got = gather("stock-clean")
+    assert got == {
+        "schema_version": 1, "gathered_as_root": True, "kernel": "6.1.0-56-amd64",
+        "ndctl": {"used": True, "executable": None},
+        "buses": STOCK_BUSES, "regions": STOCK_REGIONS, "namespaces": STOCK_NAMESPACES,
+        "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
+                      "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
+        "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "clean": True,
+    }
+
+
+def _xfs_mount():
+    return {"dev": "259:2", "mountpoint": "/mnt/pmem0", "root": "/", "fstype": "xfs", "source": "/dev/pmem0p1",
+            "options": "rw,relatime", "super_options": "rw,attr2,dax=always,inode64,logbufs=8,logbsize=32k,noquota",
+            "dax": True, "ro": False, "device": "/dev/pmem0p1", "blockdev": "pmem0", "partition": "pmem0p1"}
+
+
+def _ext4_mount():
+    return {"dev": "259:1", "mountpoint": "/mnt/pmem1", "root": "/", "fstype": "ext4", "source": "/dev/pmem1",
+            "options": "rw,relatime", "super_options": "rw,dax=always", "dax": True, "ro": False,
+            "device": "/dev/pmem1", "blockdev": "pmem1", "partition": None}
+
+
+def _range(**kw):
+    base = {"id": None, "region": None, "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
+            "length": None, "sources": [], "software_only": False, "dimms": [], "area": None, "absolute": None,
+            "region_offset": None, "namespace_offset": None, "blockdev_offset": None, "partition_offset": None,
+            "filesystem": None}
+    base.update(kw)
+    return base
+
+
+# pmem0 (fsdax, pfn, 10 MiB reserve) has GPT + pmem0p1 at sector 2048 with XFS (-o dax);
+# /mnt/pmem0/victim starts at partition sector 192, poison injected at file offset 8192
+# (blockdev sector 2048 + 192 + 16 = 2256) and at blockdev sector 100 (in the GPT, outside pmem0p1).
+# pmem1 (legacy e820, no info block) holds ext4 (-o dax); /mnt/pmem1/victim starts at sector 264192,
+# poison at file offset 4096 (sector 264200).
+STOCK_POISON_RANGES_ROOT = [
+    _range(id="region0@0xa0c800+0x200", region="region0", namespace="namespace0.0", blockdev="pmem0", length=512,
+           sources=["blockdev"], software_only=True, area="outside_partition", absolute=0x100a00000 + 51200,
+           region_offset=10 * MiB + 51200, namespace_offset=10 * MiB + 51200, blockdev_offset=51200),
+    _range(id="region0@0xb1a000+0x1000", region="region0", namespace="namespace0.0", blockdev="pmem0",
+           partition="pmem0p1", length=4096, sources=["blockdev"], software_only=True, area="data",
+           absolute=0x100a00000 + 2256 * 512, region_offset=10 * MiB + 2256 * 512,
+           namespace_offset=10 * MiB + 2256 * 512, blockdev_offset=2256 * 512, partition_offset=208 * 512,
+           filesystem={"device": "/dev/pmem0p1", "mountpoint": "/mnt/pmem0", "fstype": "xfs", "dax": True,
+                       "offset": 208 * 512}),
+    _range(id="region1@0x8101000+0x1000", region="region1", namespace="namespace1.0", blockdev="pmem1", length=4096,
+           sources=["blockdev", "ndctl"], software_only=True, area="data", absolute=0x40000000 + 264200 * 512,
+           region_offset=264200 * 512, namespace_offset=264200 * 512, blockdev_offset=264200 * 512,
+           filesystem={"device": "/dev/pmem1", "mountpoint": "/mnt/pmem1", "fstype": "ext4", "dax": True,
+                       "offset": 264200 * 512}),
+]
+
+
+def test_stock_poison_root():
+    got = gather("stock-poison")
+    assert got["bad_ranges"] == STOCK_POISON_RANGES_ROOT
+    assert got["clean"] is False
+    assert got["errors"] == [] and got["warnings"] == [] and got["unreadable"] == []
+    assert got["mounts"] == [_xfs_mount(), _ext4_mount()]
+    assert got["blockdevs"]["pmem0"] == _blockdev(
+        "pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0", badblocks=[(100, 1), (2256, 8)],
+        partitions={"pmem0p1": {"name": "pmem0p1", "number": 1, "start": MiB, "size": 400 * MiB, "dev": "259:2",
+                                "device": "/dev/pmem0p1"}})
+    assert got["blockdevs"]["pmem1"]["badblocks"] == [[264200, 8]]
+    assert got["namespaces"]["namespace1.0"]["ndctl_badblocks"] == [{"offset": 264200, "length": 8, "dimms": []}]
+    assert got["regions"] == STOCK_REGIONS  # software entries never reach the region lists
+    assert got["capabilities"] == STOCK_CAPS
+
+
+def test_stock_poison_without_ndctl():
+    got = gather("stock-poison", ndctl=False)
+    assert got["ndctl"] == {"used": False, "executable": None}
+    assert got["bad_ranges"][2]["sources"] == ["blockdev"]
+    assert [r["id"] for r in got["bad_ranges"]] == [r["id"] for r in STOCK_POISON_RANGES_ROOT]
+
+
+def test_stock_poison_unprivileged():
+    got = gather("stock-poison", as_root=False)
+    assert got["gathered_as_root"] is False
+    pmem0_sector, pmem0_file = got["bad_ranges"][0], got["bad_ranges"][1]
+    # pmem0 sits behind a pfn info block whose size needs root: block-device coordinates only
+    assert pmem0_sector == _range(id="pmem0@0xc800+0x200", region="region0", namespace="namespace0.0",
+                                  blockdev="pmem0", length=512, sources=["blockdev"], software_only=True,
+                                  area="outside_partition", blockdev_offset=51200)
+    assert pmem0_file["id"] == "pmem0@0x11a000+0x1000"
+    assert pmem0_file["partition_offset"] == 208 * 512 and pmem0_file["filesystem"]["offset"] == 208 * 512
+    assert pmem0_file["absolute"] is None and pmem0_file["region_offset"] is None
+    # the e820 namespace spans its region and has no info block: region coordinates without root
+    pmem1 = got["bad_ranges"][2]
+    assert (pmem1["id"], pmem1["region_offset"], pmem1["absolute"], pmem1["sources"]) == (
+        "region1@0x8101000+0x1000", 264200 * 512, None, ["blockdev"])
+    assert sorted(os.path.basename(os.path.dirname(u["file"])) for u in got["unreadable"]) == [
+        "dax0.0", "dax0.1", "namespace0.0", "namespace0.1", "namespace1.0", "pfn0.0", "region0", "region1"]
+    assert got["regions"]["region0"]["resource"] is None
+    assert len(got["warnings"]) == 2 and got["warnings"][0].startswith("not running as root: 8 root-only")
+    assert "pmem0" in got["warnings"][1]
+
+
+@pytest.mark.parametrize("devices,ids", [
+    (["pmem0p1"], ["region0@0xb1a000+0x1000"]),
+    (["pmem0"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000"]),
+    (["namespace1.0"], ["region1@0x8101000+0x1000"]),
+    (["ndbus1"], ["region1@0x8101000+0x1000"]),
+    (["dax0.1"], []),
+    (["region0", "pmem1"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000", "region1@0x8101000+0x1000"]),
+])
+def test_devices_filter(devices, ids):
+    got = gather("stock-poison", devices=devices)
+    assert [r["id"] for r in got["bad_ranges"]] == ids
+    assert got["errors"] == []
+    assert got["clean"] is (not ids)
+
+
+def test_devices_filter_topology_and_unknown():
+    got = gather("stock-poison", devices=["pmem0p1", "nvme0n1"])
+    assert sorted(got["blockdevs"]) == ["pmem0"] and sorted(got["regions"]) == ["region0"]
+    assert sorted(got["buses"]) == ["ndbus0"] and sorted(got["namespaces"]) == ["namespace0.0"]
+    assert got["dax"] == {} and [m["mountpoint"] for m in got["mounts"]] == ["/mnt/pmem0"]
+    assert got["errors"] == [{"device": "nvme0n1", "file": None, "message":
+                              "no such pmem device (not a bus, region, namespace, block device, partition or dax "
+                              "device on this host)"}]
+
+
+# -- ledger ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_ledger(monkeypatch):
+    import ansible_collections.pmem.poison.plugins.module_utils._pmem as pkg
+    mod = types.ModuleType("ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger")
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setattr(pkg, "ledger", mod, raising=False)
+    return mod
+
+
+def test_open_entries_make_host_unclean(fake_ledger):
+    fake_ledger.read_open_entries = lambda path: [{"id": "x", "state": "open", "path": path}]
+    got = gather("stock-clean", ledger_path="/var/lib/pmem-poison/ledger.json")
+    assert got["open_entries"] == [{"id": "x", "state": "open", "path": "/var/lib/pmem-poison/ledger.json"}]
+    assert got["clean"] is False
+
+
+def test_unreadable_ledger_is_an_error(fake_ledger):
+    def boom(path):
+        raise GatherError("ledger is corrupt", device=path, next_step="restore it from backup")
+    fake_ledger.read_open_entries = boom
+    got = gather("stock-clean", ledger_path="/x/ledger.json")
+    assert got["clean"] is False
+    assert got["errors"] == [{"device": "ledger", "file": "/x/ledger.json",
+                              "message": "/x/ledger.json: ledger is corrupt. Next step: restore it from backup"}]
+
+
+def test_missing_ledger_module(monkeypatch):
+    import ansible_collections.pmem.poison.plugins.module_utils._pmem as pkg
+    monkeypatch.setitem(sys.modules, "ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger", None)
+    monkeypatch.delattr(pkg, "ledger", raising=False)
+    got = gather("stock-clean", ledger_path="/x/ledger.json")
+    assert got["clean"] is True
+    assert got["warnings"] == ["ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"]
+
+
+# -- capabilities -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider,commands,kernel,expect", [
+    ("e820", [], "6.1.0", (True, True, "n/a")),
+    ("e820", [], "5.15.0-91-generic", (True, False, "n/a")),
+    ("ACPI.NFIT", ["cmd_call"], "6.1.0", (False, False, False)),
+    ("ACPI.NFIT", ["ars_cap", "ars_start", "ars_status", "clear_error", "cmd_call"], "6.1.0", (None, None, True)),
+    ("ACPI.NFIT", ["clear_error"], "5.10.0", (None, False, True)),
+    ("nfit_test.0", ["clear_error"], "6.1.0", (True, False, True)),
+    ("virtio_pmem", [], "6.1.0", (True, True, "n/a")),
+    ("mystery", [], "6.1.0", (None, None, None)),
+])
+def test_bus_capabilities(provider, commands, kernel, expect):
+    caps = facts.bus_capabilities({"provider": provider, "commands": commands}, facts.kernel_version(kernel))
+    assert (caps["write_clears"], caps["dax_write_clears"], caps["bus_can_clear"]) == expect
+
+
+def test_kernel_version():
+    assert facts.kernel_version("6.1.0-56-amd64") == [6, 1, 0]
+    assert facts.kernel_version("5.19") == [5, 19, 0]
+    assert facts.kernel_version("garbage") is None
+    assert facts.capabilities({"kernel": None})["recovery_write"] is None
+
+
+def test_truncated_list_warns(tmp_path):
+    sys.path.insert(0, FIXTURES)
+    import synth  # pylint: disable=import-outside-toplevel
+    bb = "".join("%d 1\n" % (20480 + 2 * i) for i in range(500))
+    roots = synth.build(str(tmp_path), region_bb=bb)
+    got = facts.gather_facts(ledger_path=None, as_root=True, **roots)
+    assert got["capabilities"]["lists_may_be_truncated"] is True
+    assert got["capabilities"]["truncated_lists"] == ["region0"]
+    assert any("lower bound" in w for w in got["warnings"])
+    assert len(got["bad_ranges"]) == 500
+
+
+def test_facts_are_json():
+    json.dumps(gather("stock-poison"))
+    json.dumps(gather("stock-poison", as_root=False))

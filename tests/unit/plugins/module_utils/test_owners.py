@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as OFF
+
+# captured from xfsprogs 6.1 on a 512 MiB XFS (agblocks 32768, agblklog 15)
+XFS_DB_FSMAP = """\
+0: 0/0 len 1 owner -3 offset 0 bmbt 0 attrfork 0 extflag 0
+1: 0/24 len 2048 owner 131 offset 0 bmbt 0 attrfork 0 extflag 0
+2: 0/24 len 2048 owner 132 offset 0 bmbt 0 attrfork 0 extflag 0
+"""
+GEOM = {"fstype": "xfs", "blocksize": 4096, "agblocks": 32768, "agblklog": 15, "size": 1 << 29,
+        "rmapbt": True}
+
+DEBUGFS_ICHECK = """debugfs 1.47.0 (5-Feb-2023)
+debugfs: icheck 0 37376 37377 60000
+Block\tInode number
+0\t<block not found>
+37376\t12
+37377\t12
+60000\t<block not found>
+"""
+DEBUGFS_STAT = """debugfs: stat <12>
+Inode: 12   Type: regular    Mode:  0644   Flags: 0x80000
+Generation: 1019545960    Version: 0x00000000:00000003
+Links: 2   Blockcount: 4096
+EXTENTS:
+(0-511):37376-37887
+debugfs: testb 60000
+Block 60000 not in use
+"""
+DEBUGFS_NCHECK = """debugfs: ncheck -c 12
+Inode\tPathname
+12\t//f
+12\t//f2
+"""
+
+
+def test_repair_cover():
+    assert O.repair_cover(8292, 512) == (8192, 4096)
+    assert O.repair_cover(4000, 200) == (0, 8192)
+    assert O.repair_cover(0, 4096) == (0, 4096)
+
+
+def test_parse_mountinfo_escapes_and_dedupe():
+    text = ("36 25 7:0 / /mnt/a\\040b rw,relatime shared:1 - xfs /dev/loop0 rw\n"
+            "37 25 7:0 /sub /srv rw - xfs /dev/loop0 rw\n"
+            "38 25 7:0 / /mnt/c rw - xfs /dev/loop0 rw\n")
+    by = O.mounts_by_dev(O.parse_mountinfo(text))
+    assert [m["mountpoint"] for m in by[(7, 0)]] == ["/mnt/c", "/mnt/a b", "/srv"]
+
+
+def test_xfs_db_fsmap_parse_and_shared():
+    def run(argv, stdin=None):
+        assert argv[:2] == ["xfs_db", "-r"]
+        assert argv[3] == "fsmap 24 24"
+        return 0, XFS_DB_FSMAP, ""
+    res = OFF.xfs_owners("/dev/x", [(24 * 4096 + 100, 24 * 4096 + 612, "r")], GEOM, run=run)
+    pieces = res["r"]
+    assert [(p["inode"], p["file_offset"], p["length"], p["shared"]) for p in pieces] == [
+        (131, 100, 512, True), (132, 100, 512, True)]
+
+
+def test_xfs_db_gap_is_free_and_header_is_metadata():
+    def run(argv, stdin=None):
+        return 0, XFS_DB_FSMAP, ""
+    res = OFF.xfs_owners("/dev/x", [(0, 8192, "r")], GEOM, run=run)
+    assert [(p["kind"], p["metadata_kind"]) for p in res["r"]] == [
+        ("metadata", "fs_headers"), ("free", None)]
+
+
+def test_xfs_fsbno_is_ag_encoded():
+    assert OFF.xfs_fsbno((32768 + 5) * 4096, GEOM) == (1 << 15) | 5
+
+
+def test_ext4_offline():
+    outputs = iter([DEBUGFS_ICHECK, DEBUGFS_STAT, DEBUGFS_NCHECK])
+
+    def run(argv, stdin=None):
+        assert argv[0] == "debugfs"
+        return 0, next(outputs), ""
+    geom = {"fstype": "ext4", "blocksize": 4096, "size": 1 << 28}
+    pieces, infos = OFF.ext4_owners("/dev/x", [(37376 * 4096 + 4000, 37376 * 4096 + 4200, "a"),
+                                               (0, 512, "b"), (60000 * 4096, 60000 * 4096 + 1, "c")],
+                                    geom, run=run)
+    a = pieces["a"]
+    assert [(p["inode"], p["file_offset"], p["length"]) for p in a] == [(12, 4000, 96), (12, 4096, 104)]
+    assert pieces["b"][0]["kind"] == "metadata"
+    assert pieces["c"][0]["kind"] == "free"
+    assert infos[12]["generation"] == 1019545960
+    assert OFF.ext4_paths("/dev/x", [12], run=run) == {12: ["/f", "/f2"]}
+
+
+def test_probe_superblocks():
+    xfs = bytearray(4096)
+    xfs[0:4] = b"XFSB"
+    xfs[4:8] = (4096).to_bytes(4, "big")
+    xfs[8:16] = (1000).to_bytes(8, "big")
+    xfs[84:88] = (250).to_bytes(4, "big")
+    xfs[88:92] = (4).to_bytes(4, "big")
+    xfs[100:102] = (5).to_bytes(2, "big")
+    xfs[124] = 8
+    xfs[212:216] = (6).to_bytes(4, "big")
+    g = OFF.probe_superblock(bytes(xfs))
+    assert g["fstype"] == "xfs" and g["size"] == 4096000 and g["rmapbt"] and g["reflink"]
+    ext = bytearray(4096)
+    ext[1024 + 56:1024 + 58] = (0xEF53).to_bytes(2, "little")
+    ext[1024 + 4:1024 + 8] = (100).to_bytes(4, "little")
+    ext[1024 + 24:1024 + 28] = (2).to_bytes(4, "little")
+    g = OFF.probe_superblock(bytes(ext))
+    assert g == {"fstype": "ext4", "blocksize": 4096, "size": 409600, "first_data_block": 0}
+    assert OFF.probe_superblock(bytes(4096)) is None
+
+
+def test_info_block_outside_and_devdax(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "42" / "fd").mkdir(parents=True)
+    os.symlink("/dev/dax0.0", str(proc / "42" / "fd" / "3"))
+    (proc / "42" / "maps").write_text("7f00-7f10 rw-s 00000000 00:06 12 /dev/dax0.0\n")
+    (proc / "42" / "comm").write_text("app\n")
+    ranges = [
+        {"id": "r1", "area": "info_block", "length": 4096, "blockdev": "pmem0"},
+        {"id": "r2", "area": "outside_namespace", "length": 4096},
+        {"id": "r3", "area": "data", "length": 4096, "dax_device": "dax0.0"},
+    ]
+    res = O.resolve_owners(ranges, proc_root=str(proc), mounts=[])
+    assert [r["owners"][0]["kind"] for r in res] == ["info_block", "unknown", "devdax"]
+    assert res[2]["owners"][0]["processes"] == [{"pid": 42, "comm": "app", "how": ["mapped", "open"]}]
+    assert all(r["error"] is None for r in res)
+
+
+def test_bad_device_is_per_range_error(tmp_path):
+    rng = O.direct_range({"device": str(tmp_path / "nope"), "offset": 0, "length": 512})
+    ok = {"id": "ok", "area": "info_block", "length": 512}
+    r1, r2 = O.resolve_owners([rng, ok], mounts=[])
+    assert r1["error"]["error"] == "GatherError"
+    assert r2["owners"][0]["kind"] == "info_block"
+
+
+def test_unsupported_filesystem_is_unknown_with_reason(tmp_path, monkeypatch):
+    st = os.stat(str(tmp_path))
+    dev = (os.major(st.st_dev), os.minor(st.st_dev))
+    mounts = [{"major": dev[0], "minor": dev[1], "root": "/", "mountpoint": str(tmp_path),
+               "mount_options": "rw", "fstype": "btrfs", "source": "/dev/sdz", "options": ""}]
+    rng = O.direct_range({"device": str(tmp_path), "offset": 0, "length": 512})
+    (r,) = O.resolve_owners([rng], mounts=mounts)
+    assert r["owners"][0]["kind"] == "unknown"
+    assert "btrfs: no owner backend" in r["owners"][0]["reason"]
+
+
+def test_merge_adjacent_pieces():
+    a = O.new_owner("file", "r", inode=5, file_offset=0, length=4096, fs_offset=8192)
+    b = O.new_owner("file", "r", inode=5, file_offset=4096, length=100, fs_offset=12288)
+    c = O.new_owner("file", "r", inode=6, file_offset=0, length=10, fs_offset=12388)
+    out = O._merge([a, b, c])
+    assert [(o["inode"], o["length"], o["repair_length"]) for o in out] == [(5, 4196, 8192), (6, 10, 4096)]

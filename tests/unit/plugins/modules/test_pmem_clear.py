@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pmem_clear as Ansible runs it: a subprocess fed ANSIBLE_MODULE_ARGS, JSON on stdout."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+
+MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
+E820 = {"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": True}}}
+GOOD = os.urandom(12288)
+
+
+def run_module(name, args, tmp_path, env=None, check=False, diff=False):
+    args = dict(args)
+    args["_ansible_check_mode"] = check
+    args["_ansible_diff"] = diff
+    argfile = tmp_path / ("args-%s.json" % name)
+    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    p = subprocess.run([sys.executable, os.path.join(MODULES, name + ".py"), str(argfile)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=dict(os.environ, **(env or {})), universal_newlines=True)
+    try:
+        return json.loads(p.stdout), p
+    except ValueError:
+        return None, p
+
+
+@pytest.fixture
+def setup(tmp_path):
+    f = tmp_path / "fs" / "f.bin"
+    f.parent.mkdir()
+    f.write_bytes(GOOD[:4096] + b"\0" * 4096 + GOOD[8192:])
+    src = tmp_path / "good.bin"
+    src.write_bytes(GOOD)
+    bb = tmp_path / "bb.json"
+    bb.write_text(json.dumps({"devices": {"pmem9": [[16, 8]]}}))
+    rid = "pmem9@0x2000+0x1000"
+    owner = {"kind": "file", "range_id": rid, "device": "/dev/pmem9", "mountpoint": str(f.parent),
+             "fstype": "xfs", "inode": os.stat(str(f)).st_ino, "paths": [str(f)],
+             "file_offset": 4096, "length": 4096, "repair_offset": 4096, "repair_length": 4096}
+    rng = {"id": rid, "blockdev": "pmem9", "blockdev_offset": 8192, "length": 4096,
+           "filesystem": {"mountpoint": str(f.parent), "fstype": "xfs", "dax": False}}
+    args = {"ledger_path": str(tmp_path / "l" / "ledger.json"), "source": str(src),
+            "results": [{"range_id": rid, "owners": [owner]}], "bad_ranges": [rng],
+            "capabilities": E820}
+    return f, args, {"PMEM_POISON_TEST_BADBLOCKS": str(bb)}
+
+
+def test_module_rewrite_check_diff_idempotent(setup, tmp_path):
+    f, args, env = setup
+    res, p = run_module("pmem_clear", args, tmp_path, env, check=True, diff=True)
+    assert res and res["changed"] and not res.get("failed"), p.stderr
+    assert not os.path.exists(args["ledger_path"])
+    assert res["plan"][-1]["action"] == "rewrite"
+    res, p = run_module("pmem_clear", args, tmp_path, env, diff=True)
+    assert res["changed"] and not res.get("failed"), (res, p.stderr)
+    assert f.read_bytes() == GOOD
+    assert '"restored"' in res["diff"]["after"] and res["open_entries"] == []
+    again = dict(args)
+    del again["results"], again["bad_ranges"]
+    res, p = run_module("pmem_clear", again, tmp_path, env)
+    assert res["changed"] is False and not res.get("failed"), res
+
+
+def test_module_failure_is_json_with_partial_result(setup, tmp_path):
+    f, args, env = setup
+    args["capabilities"] = {"kernel": "6.1.0", "devices": {"pmem9": {
+        "write_clears": False, "description": "pmem9 (QEMU NVDIMM)"}}}
+    res, p = run_module("pmem_clear", args, tmp_path, env)
+    assert res["failed"] and "QEMU" in res["msg"] and "Next step" in res["msg"]
+    assert "Traceback" not in p.stderr
+    assert [e["state"] for e in L.load(args["ledger_path"])["entries"]] == ["open"]
+
+
+def test_module_locked(setup, tmp_path):
+    _f, args, env = setup
+    store = L.LedgerStore(args["ledger_path"], timeout=1)
+    store.acquire()
+    try:
+        args["lock_timeout"] = 0.2
+        res, _p = run_module("pmem_clear", args, tmp_path, env)
+        assert res["failed"] and "locked" in res["msg"] and "pid %d" % os.getpid() in res["msg"]
+    finally:
+        store.release()
