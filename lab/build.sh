@@ -116,7 +116,7 @@ nfit_rootfs() {
   local base=$1 dest=$2 tarball out
   lab_log "nfit_test: building modules (lab/nfit_test/build.sh)"
   [[ -x $LAB_DIR/nfit_test/build.sh ]] || lab_die "lab/nfit_test/build.sh is missing"
-  out=$("$LAB_DIR/nfit_test/build.sh" | tee /dev/stderr) || lab_die "lab/nfit_test/build.sh failed"
+  out=$("$LAB_DIR/nfit_test/build.sh") || lab_die "lab/nfit_test/build.sh failed"
   tarball=$(printf '%s\n' "$out" | tail -n1)
   [[ -f $tarball ]] || lab_die "lab/nfit_test/build.sh did not print a tarball path (last line: '$tarball')"
   lab_log "nfit_test: modules $tarball"
@@ -153,12 +153,12 @@ rm -f "$work/base.raw"
 chmod 0444 "$work/base.qcow2"
 # The overlay names its backing file relative to its own directory; up.sh rebases instance copies.
 (cd "$work" && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 state.qcow2)
-truncate -s 1G "$work/nvdimm.img"
+[[ $flavour == stock ]] && truncate -s 1G "$work/nvdimm.img"
 
 # ---------------------------------------------------------------- first boot and snapshot
 port=$(lab_free_port)
 QEMU_PIDFILE="$work/qemu.pid"
-lab_qemu_argv "$work" "$work/state.qcow2" "$work/nvdimm.img" "$port" "$work/monitor.sock" "$work/build-serial.log" "$QEMU_PIDFILE"
+lab_qemu_argv "$flavour" "$work" "$work/state.qcow2" "$work/nvdimm.img" "$port" "$work/monitor.sock" "$work/build-serial.log" "$QEMU_PIDFILE"
 lab_log "$flavour: cold boot under TCG (about 1 minute), SSH on 127.0.0.1:$port"
 "${LAB_QEMU_ARGV[@]}"
 lab_wait_ssh "$port" 420 "$QEMU_PIDFILE" || {

@@ -9,7 +9,7 @@ LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$LAB_DIR/recipe.env"
 LAB_RUN_DIR="${LAB_RUN_DIR:-$LAB_DIR/.run}"
 LAB_SNAPSHOT=lab
-LAB_KERNEL_APPEND="console=ttyS0 root=/dev/vda rw net.ifnames=0 memmap=512M!1G quiet loglevel=4 nokaslr tsc=reliable"
+LAB_KERNEL_APPEND="console=ttyS0 root=/dev/vda rw net.ifnames=0 memmap=320M!1G memmap=176M!1360M quiet loglevel=4 nokaslr tsc=reliable"
 LAB_T0=${LAB_T0:-$SECONDS}
 
 lab_log() { printf '[lab %4ds] %s\n' "$((SECONDS - LAB_T0))" "$*" >&2; }
@@ -79,20 +79,32 @@ lab_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# lab_qemu_argv ARTEFACT_DIR|RUN_DIR DISK NVDIMM PORT MONITOR SERIAL_LOG PIDFILE
+# lab_qemu_argv FLAVOUR ARTEFACT_DIR DISK NVDIMM PORT MONITOR SERIAL_LOG PIDFILE
 # Fills the global array LAB_QEMU_ARGV. KERNEL/INITRD come from the flavour artefact dir.
+# stock: e820 pmem (memmap=) and a QEMU NVDIMM (ACPI.NFIT) in one boot.
+# nfit_test: e820 pmem only. nfit_test hands out fake physical addresses from a pool at 4-8 GiB,
+# which is exactly where QEMU maps the NVDIMM (device memory starts at 4 GiB with 2 GiB of RAM):
+# both at once make the NVDIMM's namespaces fail to enable, so that flavour has no QEMU NVDIMM.
 lab_qemu_argv() {
-  local art=$1 disk=$2 nvdimm=$3 port=$4 monitor=$5 serial=$6 pidfile=$7
+  local flavour=$1 art=$2 disk=$3 nvdimm=$4 port=$5 monitor=$6 serial=$7 pidfile=$8
   LAB_QEMU_ARGV=(
     qemu-system-x86_64
-    -name pmem-lab
-    -machine pc,nvdimm=on
+    -name "pmem-lab-$flavour"
     -accel tcg,thread=multi
     -cpu max
     -smp 2
-    -m 2G,slots=2,maxmem=6G
-    -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=1G"
-    -device nvdimm,id=nv1,memdev=mem1,label-size=128K
+  )
+  if [[ $flavour == stock ]]; then
+    LAB_QEMU_ARGV+=(
+      -machine pc,nvdimm=on
+      -m 2G,slots=2,maxmem=6G
+      -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=1G"
+      -device nvdimm,id=nv1,memdev=mem1,label-size=128K
+    )
+  else
+    LAB_QEMU_ARGV+=(-machine pc -m 2G)
+  fi
+  LAB_QEMU_ARGV+=(
     -kernel "$art/vmlinuz"
     -initrd "$art/initrd.img"
     -append "$LAB_KERNEL_APPEND"

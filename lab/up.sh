@@ -33,14 +33,16 @@ t_start=$SECONDS
 rm -rf "$run"
 mkdir -p "$run"
 cp --sparse=always --reflink=auto "$art/state.qcow2" "$run/state.qcow2"
-cp --sparse=always --reflink=auto "$art/nvdimm.img" "$run/nvdimm.img"
+if [[ -f $art/nvdimm.img ]]; then
+  cp --sparse=always --reflink=auto "$art/nvdimm.img" "$run/nvdimm.img"
+fi
 qemu-img rebase -u -f qcow2 -b "$art/base.qcow2" -F qcow2 "$run/state.qcow2"
 
 started=
 for _attempt in 1 2 3 4 5; do
   port=$(lab_free_port)
   rm -f "$run/qemu.pid"
-  lab_qemu_argv "$art" "$run/state.qcow2" "$run/nvdimm.img" "$port" "$run/monitor.sock" "$run/serial.log" "$run/qemu.pid"
+  lab_qemu_argv "$flavour" "$art" "$run/state.qcow2" "$run/nvdimm.img" "$port" "$run/monitor.sock" "$run/serial.log" "$run/qemu.pid"
   if "${LAB_QEMU_ARGV[@]}" -loadvm "$LAB_SNAPSHOT" 2>"$run/qemu.err"; then
     started=1
     break

@@ -7,18 +7,20 @@ flavour=$1
 log() { echo "[guest] $*"; }
 udevadm settle
 
-# QEMU NVDIMM (bus ACPI.NFIT): label-less raw namespace at first. Initialise labels, then split the
-# region: an fsdax namespace (512 MiB) and a devdax namespace (the rest).
-log "ACPI.NFIT: init labels, fsdax 512M + devdax rest"
-ndctl disable-region -b ACPI.NFIT all
-ndctl init-labels -f -b ACPI.NFIT all
-ndctl enable-region -b ACPI.NFIT all
-ndctl create-namespace -b ACPI.NFIT -m fsdax -s 512M -n lab-fsdax >/dev/null
-ndctl create-namespace -b ACPI.NFIT -m devdax -n lab-devdax >/dev/null
+if [[ $flavour == stock ]]; then
+  # QEMU NVDIMM (bus ACPI.NFIT): label-less raw namespace at first. Initialise labels, then split
+  # the region: an fsdax namespace (512 MiB) and a devdax namespace (the rest).
+  log "ACPI.NFIT: init labels, fsdax 512M + devdax rest"
+  ndctl disable-region -b ACPI.NFIT all
+  ndctl init-labels -f -b ACPI.NFIT all
+  ndctl enable-region -b ACPI.NFIT all
+  ndctl create-namespace -b ACPI.NFIT -m fsdax -s 512M -n lab-fsdax >/dev/null
+  ndctl create-namespace -b ACPI.NFIT -m devdax -n lab-devdax >/dev/null
+fi
 
 if [[ $flavour == nfit_test ]]; then
   log "nfit_test: load, init labels, fsdax namespaces"
-  modprobe nfit_test
+  modprobe nfit_test # also loaded at boot (modules-load.d)
   udevadm settle
   ndctl disable-region -b nfit_test.0 all
   ndctl init-labels -f -b nfit_test.0 all

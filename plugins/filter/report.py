@@ -88,61 +88,57 @@ def _entry_range_id(entry):
     return entry.get("range_id") or _dict(entry.get("range")).get("id") or _dict(entry.get("owner")).get("range_id")
 
 
-# When pmem_clear reports several actions for one entry, the one that says most about what is left.
+# pmem_clear's plan can hold several actions for one entry (quarantine, record, rewrite...): the
+# one that says most about what is left wins; an executed result (``results``) beats any plan item.
 _WEIGHT = {"offline_required": 9, "refuse": 8, "rewrite": 7, "reallocate": 7, "device_write": 7,
            "ndctl_clear": 7, "accept_loss": 5, "record": 4, "contain": 2, "quarantine": 1}
-CLEAR_ACTIONS = ("rewrite", "device_write", "ndctl_clear")
 
 
 def _clear_outcomes(clear):
-    """entry id (or range id) -> the clear module's most significant per-entry result or action."""
-    outcomes = {}
+    """entry id -> {"plan": the most significant plan action, "result": the executed result}.
+
+    Real pmem_clear shapes: ``plan`` items are Actions (docs/design.md: action, entry_id, range_id,
+    reason, next_step, steps, offline_window, fail_host, poison_may_remain, source...); ``results``
+    items are {entry_id, action, range_id, changed, status (cleared|failed|skipped|planned|closed),
+    details, error}."""
+    out = {}
     clear = _dict(clear)
-    for listing in ("actions", "plan", "results"):  # later listings (executed results) win
-        for item in _list(clear.get(listing)):
-            if not isinstance(item, dict):
-                continue
-            key = item.get("entry_id") or item.get("range_id")
-            if not key:
-                continue
-            old = outcomes.get(key)
-            if old is None or listing != old[0] or \
-                    _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old[1].get("action"), 3):
-                if old is not None and listing == old[0] and old[1].get("error") and not item.get("error"):
-                    continue
-                outcomes[key] = (listing, item)
-    return dict((k, v[1]) for k, v in outcomes.items())
+    for item in _list(clear.get("plan")):
+        if not isinstance(item, dict) or not item.get("entry_id"):
+            continue
+        slot = out.setdefault(item["entry_id"], {})
+        old = slot.get("plan")
+        if old is None or _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old.get("action"), 3):
+            slot["plan"] = item
+    for item in _list(clear.get("results")):
+        if not isinstance(item, dict) or not item.get("entry_id"):
+            continue
+        slot = out.setdefault(item["entry_id"], {})
+        old = slot.get("result")
+        # a clear result (rewrite with zeros after accept_loss) says more than the closure itself
+        if old is None or _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old.get("action"), 3):
+            slot["result"] = item
+    return out
 
 
-def _is_cleared(item):
-    text = " ".join(str(item.get(k) or "") for k in ("outcome", "status", "result")).lower().strip()
-    if item.get("error") or item.get("failed") or "fail" in text or "refus" in text:
-        return False
-    if item.get("cleared") is True or item.get("verified") is True:
-        return True
-    if text in ("cleared", "restored", "closed", "done", "verified"):
-        return True
-    return False
-
-
-def _needs(entry, outcome, allow_offline_window):
-    """What an open entry needs next, from the clear outcome first, then the owner kind."""
+def _needs(entry, outcome):
+    """What an open entry needs next: from pmem_clear's result, then its plan, then the owner kind."""
     outcome = _dict(outcome)
-    action = str(outcome.get("action") or "")
-    text = " ".join(str(outcome.get(k) or "") for k in ("outcome", "status", "action", "result")).lower()
-    text += " " + str(_dict(outcome.get("details")).get("reason") or "").lower()
+    plan = _dict(outcome.get("plan"))
+    result = _dict(outcome.get("result"))
+    details = _dict(result.get("details"))
     kind = _entry_kind(entry)
-    if "offline" in text or outcome.get("offline_plan") or outcome.get("offline_required"):
-        return NEEDS_OFFLINE
-    if "realloc" in text or outcome.get("poison_may_remain"):
+    action = plan.get("action")
+    if action == "offline_required" or result.get("action") == "reallocate" or \
+            plan.get("poison_may_remain") or details.get("poison_remains_in_free_space"):
         # reallocate made the file readable again; the poison is now in free space.
         return NEEDS_OFFLINE
-    if outcome.get("error") and "refus" not in text:
+    if result.get("status") == "failed" and result.get("error"):
         return NEEDS_RETRY
+    if action:
+        return NEEDS_DECISION  # record (no source), refuse (policy cannot work here), accept_loss...
     if kind in ("metadata", "free", "info_block"):
         # never cleared online: only with the filesystem unmounted / namespace disabled.
-        return NEEDS_OFFLINE
-    if kind in ("devdax", "raw") and not action:
         return NEEDS_OFFLINE
     return NEEDS_DECISION
 
@@ -158,35 +154,59 @@ def _entry_from_id(eid):
             "owner": {"kind": kind, "device": parts[1] if len(parts) > 1 else None}}
 
 
-def _short_entry(entry, needs, outcome=None):
+def _history_events(entry):
+    return [_dict(h).get("event") for h in _list(entry.get("history"))]
+
+
+def _short_entry(entry, needs, outcome=None, marked=None):
     outcome = _dict(outcome)
+    plan = _dict(outcome.get("plan"))
+    result = _dict(outcome.get("result"))
+    owner = _dict(entry.get("owner"))
     eid = entry.get("id") or entry.get("entry_id")
+    containment = _dict(entry.get("containment"))
+    quarantined = bool(marked) or "quarantined" in _history_events(entry)
     return {
         "id": eid,
         "range_id": _entry_range_id(entry) or (str(eid).split("|")[0] if eid else None),
         "kind": _entry_kind(entry),
         "paths": _entry_paths(entry),
-        "file_offset": _dict(entry.get("owner")).get("file_offset"),
+        "file_offset": owner.get("file_offset"),
         "length": _entry_length(entry),
+        "shared": bool(owner.get("shared")),
+        "metadata_kind": owner.get("metadata_kind"),
+        "quarantined": quarantined,
+        "marked": list(marked or []),
+        "contained": sorted(containment) if containment else [],
         "needs": needs,
-        "reason": outcome.get("error") or outcome.get("reason"),
-        "next_step": outcome.get("next_step"),
+        "action": plan.get("action"),
+        "reason": result.get("error") or plan.get("reason") or owner.get("reason"),
+        "next_step": plan.get("next_step"),
+        "steps": _list(plan.get("steps")),
     }
 
 
 def host_summary(results, host=None, allow_offline_window=False):
-    """Build one host's summary.
+    """Build one host's summary from the real module results.
 
-    ``results`` is a dict with optional keys ``facts`` (ansible_facts.pmem), ``resolve``, ``quarantine``,
-    ``clear`` (registered module results), ``failure`` ({task, msg}) and ``checked_at`` (ISO time).
-    The open entries are taken from the newest source that lists them: clear, then quarantine, then facts.
+    ``results`` is a dict with optional keys ``facts`` (ansible_facts.pmem of pmem_badblocks: bad_ranges,
+    open_entries as ledger entries, clean, errors, capabilities), ``resolve`` (pmem_resolve: results),
+    ``quarantine`` (pmem_quarantine: entries [{entry_id, marked, contained, skipped}], recorded),
+    ``clear`` (pmem_clear: plan, results, open_entries as entry ids), ``failure`` ({task, msg}),
+    ``check_mode`` and ``checked_at`` (ISO time). Skipped module results are ignored.
+    ``allow_offline_window`` is kept for callers; the plan's own ``offline_window`` flag is reported.
     """
     if not isinstance(results, dict):
         raise AnsibleFilterError("host_summary expects a dict of module results, got %s" % type(results).__name__)
+
+    def ran(value):
+        value = _dict(value)
+        return {} if value.get("skipped") else value
+
     facts = _dict(results.get("facts"))
-    resolve = _dict(results.get("resolve"))
-    quarantine = _dict(results.get("quarantine"))
-    clear = _dict(results.get("clear"))
+    resolve = ran(results.get("resolve"))
+    quarantine = ran(results.get("quarantine"))
+    clear = ran(results.get("clear"))
     failure = results.get("failure") or None
     check_mode = bool(results.get("check_mode"))
 
@@ -197,6 +217,7 @@ def host_summary(results, host=None, allow_offline_window=False):
     for entry in _list(facts.get("open_entries")):
         if isinstance(entry, dict) and entry.get("id"):
             candidates[entry["id"]] = entry
+    recorded = bool(quarantine) or bool(clear)
     for res in _list(resolve.get("results")):
         res = _dict(res)
         for owner in _list(res.get("owners")):
@@ -204,60 +225,72 @@ def host_summary(results, host=None, allow_offline_window=False):
                 continue
             try:
                 eid = ledger_entry_id(res.get("range_id"), owner)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, KeyError):
                 continue
             if eid not in candidates:
                 candidates[eid] = {"id": eid, "range_id": res.get("range_id"), "owner": owner,
-                                   "state": "open" if quarantine or clear else "unrecorded"}
-    # The newest word on what is still open: pmem_clear's open_entries (ids or entries).
-    open_ids = None
-    for source in (clear, quarantine):
-        if source and not source.get("skipped") and isinstance(source.get("open_entries"), list):
-            open_ids = []
-            for item in source["open_entries"]:
-                if isinstance(item, dict):
-                    candidates.setdefault(item.get("id"), item)
-                    open_ids.append(item.get("id"))
-                else:
-                    open_ids.append(item)
-            break
-    if open_ids is None:
-        open_entries = list(candidates.values())
+                                   "state": "open" if recorded and not check_mode else "unrecorded"}
+            else:
+                # fresh owner data (paths, shared) over what the ledger remembers
+                candidates[eid] = dict(candidates[eid], owner=dict(_dict(candidates[eid].get("owner")), **owner))
+    # The newest word on what is still open: pmem_clear's open_entries (entry ids).
+    if isinstance(clear.get("open_entries"), list) and not check_mode:
+        open_entries = []
+        for item in clear["open_entries"]:
+            eid = item.get("id") if isinstance(item, dict) else item
+            open_entries.append(candidates.get(eid) or (item if isinstance(item, dict) else _entry_from_id(eid)))
     else:
-        open_entries = [candidates.get(eid) or _entry_from_id(eid) for eid in open_ids]
+        open_entries = list(candidates.values())
+
+    marked = {}
+    for item in _list(quarantine.get("entries")):
+        item = _dict(item)
+        if item.get("entry_id") and item.get("marked"):
+            marked[item["entry_id"]] = _list(item.get("marked"))
 
     outcomes = _clear_outcomes(clear)
     entries = []
     for entry in open_entries:
         if not isinstance(entry, dict) or entry.get("state") == "closed":
             continue
-        outcome = outcomes.get(entry.get("id")) or outcomes.get(_entry_range_id(entry))
-        entries.append(_short_entry(entry, _needs(entry, outcome, allow_offline_window), outcome))
+        outcome = outcomes.get(entry.get("id"))
+        entries.append(_short_entry(entry, _needs(entry, outcome), outcome, marked.get(entry.get("id"))))
     entries.sort(key=lambda e: (e["kind"], str(e["id"])))
 
     cleared = []
-    for key, item in sorted(outcomes.items()):
-        if _is_cleared(item):
-            known = candidates.get(key) or {}
-            details = _dict(item.get("details"))
+    accepted = []
+    for key, outcome in sorted(outcomes.items()):
+        item = _dict(outcome.get("result"))
+        details = _dict(item.get("details"))
+        known = candidates.get(key) or {}
+        if item.get("status") == "cleared":
             cleared.append({
                 "id": key,
-                "method": item.get("method") or details.get("method") or item.get("action"),
-                "path": item.get("path") or (_list(item.get("paths")) or _entry_paths(known) or [None])[0],
-                "length": _int(item.get("length")) or _entry_length(known),
-                "source": item.get("source") or details.get("source"),
+                "method": details.get("method") or item.get("action"),
+                "path": details.get("path") or (_entry_paths(known) or [None])[0],
+                "length": _int(details.get("length")) or _entry_length(known),
+                "source": details.get("source"),
+                "sha256": details.get("sha256"),
+                "verified": bool(details.get("verified")),
             })
+        if item.get("action") == "accept_loss" and item.get("status") == "closed" or \
+                _dict(outcome.get("plan")).get("action") == "accept_loss" and item.get("status") == "cleared":
+            accepted.append({"id": key, "paths": _entry_paths(known)})
 
     resolve_errors = [
         {"range_id": _dict(r).get("range_id"), "error": _dict(r).get("error")}
         for r in _list(resolve.get("results")) if _dict(r).get("error")
     ]
+    refused = [e for e in entries if e["action"] == "refuse"]
+    offline_plan = [dict(id=e["id"], steps=e["steps"], offline_window=bool(
+        _dict(_dict(outcomes.get(e["id"])).get("plan")).get("offline_window")))
+        for e in entries if e["steps"]]
 
     by_kind = {}
     for entry in entries:
         by_kind[entry["kind"]] = by_kind.get(entry["kind"], 0) + 1
     needs_decision = [e for e in entries if e["needs"] == NEEDS_DECISION]
-    needs_offline = [e for e in entries if e["needs"] in (NEEDS_OFFLINE,)]
+    needs_offline = [e for e in entries if e["needs"] == NEEDS_OFFLINE]
     needs_retry = [e for e in entries if e["needs"] == NEEDS_RETRY]
     lost_bytes = sum(e["length"] for e in entries if e["kind"] == "file")
 
@@ -271,11 +304,11 @@ def host_summary(results, host=None, allow_offline_window=False):
         status = "clean"
     elif needs_offline:
         status = "needs_offline_window"
-    elif needs_decision or needs_retry or bad_ranges or resolve_errors or facts_errors:
+    elif needs_decision or needs_retry or resolve_errors or facts_errors:
+        status = "needs_decision"
+    elif entries or (bad_ranges and not cleared):
         status = "needs_decision"
     else:
-        status = "remediated"
-    if not entries and not bad_ranges and cleared and not failure:
         status = "remediated"
 
     truncated = bool(facts.get("lists_may_be_truncated")) or bool(
@@ -296,12 +329,14 @@ def host_summary(results, host=None, allow_offline_window=False):
         "open_by_kind": by_kind,
         "lost_bytes": lost_bytes,
         "cleared": cleared,
+        "accepted": accepted,
+        "refused": refused,
         "needs_decision": needs_decision,
         "needs_offline_window": needs_offline,
         "needs_retry": needs_retry,
         "resolve_errors": resolve_errors,
         "scan_errors": facts_errors,
-        "offline_plan": clear.get("offline_plan") or [],
+        "offline_plan": offline_plan,
         "failure": failure,
     }
 

@@ -29,7 +29,7 @@ description:
     mode, ndctl printing garbage) become entries in RV(ansible_facts.pmem.errors); the ranges that could be read
     are still returned.
 author:
-  - pmem.poison contributors
+  - pmem.poison contributors (@pmem-poison)
 extends_documentation_fragment:
   - pmem.poison.attributes
   - pmem.poison.attributes.facts
@@ -74,8 +74,9 @@ options:
   use_ndctl:
     description:
       - Whether to read C(ndctl list -B -R -N -M) for media errors with DIMM names.
-      - V(auto) uses ndctl when it is installed; V(never) reads sysfs only; V(always) fails when ndctl is not
-        installed.
+      - V(auto) uses ndctl when it is installed and some kernel list has entries (ndctl's lists come from the
+        same kernel lists; on a host with empty lists it could add nothing); V(never) reads sysfs only;
+        V(always) runs ndctl every time and fails when it is not installed.
     type: str
     choices: [auto, always, never]
     default: auto
@@ -117,6 +118,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module spent in gathering (and scrubbing), measured inside the module; the
+    Python start-up and the Ansible module wrapper are not included.
+  returned: always
+  type: float
+  sample: 0.042
 scrub:
   description: What O(scrub) did. Absent when no scrub was requested.
   returned: when O(scrub=true)
@@ -162,7 +169,8 @@ ansible_facts:
           description: Kernel release (C(/proc/sys/kernel/osrelease)).
           type: str
         ndctl:
-          description: Whether ndctl output was used (V(used)) and which executable (V(executable)).
+          description: Whether ndctl output was used (V(used)), which executable (V(executable)) and, when it was
+            not run in O(use_ndctl=auto) mode, why (V(skipped)).
           type: dict
         clean:
           description: No known bad range, no open ledger entry and the ledger could be read.
@@ -335,6 +343,7 @@ ansible_facts:
           elements: dict
 """
 
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -348,6 +357,7 @@ ROOTS = {"sysfs_root": "/sys", "proc_root": "/proc", "dev_root": "/dev"}
 
 
 def run_module(module):
+    started = time.monotonic()
     params = module.params
     result = {"changed": False}
     ndctl = None
@@ -377,10 +387,12 @@ def run_module(module):
                 warnings.append("scrub still running after %ss: the lists may be incomplete" % params["scrub_timeout"])
         result["scrub"] = scrub
     facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
-                                extra_warnings=warnings, **ROOTS)
+                                extra_warnings=warnings, ndctl_only_if_listed=params["use_ndctl"] == "auto",
+                                **ROOTS)
     for message in facts["warnings"]:
         module.warn(message)
     result["ansible_facts"] = {"pmem": facts}
+    result["elapsed"] = round(time.monotonic() - started, 4)
     return result
 
 
@@ -399,8 +411,8 @@ def main():
         result = run_module(module)
     except PmemError as exc:
         details = exc.to_dict()
-        details.pop("msg", None)
-        module.fail_json(msg=str(exc), **details)
+        details["msg"] = str(exc)
+        module.fail_json(**details)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="pmem_badblocks: unexpected error: %s" % exc, exception=traceback.format_exc())
     module.exit_json(**result)

@@ -32,8 +32,12 @@ description:
   - Write-ahead; each clear is recorded as C(clear_planned) and fsynced before it happens; the
     result (C(cleared) or C(clear_failed)) after. A run killed in between is finished by the next
     run without repeating a completed write.
-  - Every clear is verified by re-reading the badblocks list; a range still listed is a failure
-    carrying the device's error (EIO, EFAULT).
+  - Every clear is verified by re-reading every badblocks list (the region lists, the block-device
+    lists and C(ndctl list -M), through the same code as M(pmem.poison.pmem_badblocks)); a range
+    still listed in any of them is a failure carrying the device's error (EIO, EFAULT) or the
+    lists that still report it.
+  - V(device_write) writes through the partition when the range lies inside one, so the other
+    partitions of the same disk may stay mounted.
 author:
   - pmem.poison contributors
 options:
@@ -72,8 +76,17 @@ options:
         C(ndctl_clear)). Default is read off sysfs.
     type: dict
   accepted_by:
-    description: Who accepts the losses listed in O(policy) C(accepted_loss) (recorded).
+    description:
+      - Who accepts the losses listed in O(policy) C(accepted_loss); recorded as the closure's
+        C(by). Default C(policy).
     type: str
+  accepted_reason:
+    description:
+      - Why those losses are accepted; recorded as the closure's C(why) (default
+        C(listed in policy.accepted_loss)). Give it whenever O(policy) C(accepted_loss) is set,
+        so that the record says why the data may be given up.
+    type: str
+    version_added: 0.1.0
   ledger_path:
     description: The ledger file.
     type: path
@@ -113,6 +126,15 @@ EXAMPLES = r"""
       accepted_loss: [/mnt/pmem/scratch/*]
   check_mode: true
   register: plan
+
+- name: Accept the loss of scratch files (who and why go into the record), zero them
+  pmem.poison.pmem_clear:
+    policy:
+      accepted_loss: [/mnt/pmem/scratch/*]
+    accepted_by: jdoe
+    accepted_reason: scratch data, regenerated nightly
+    results: "{{ owners.results }}"
+    bad_ranges: "{{ ansible_facts.pmem.bad_ranges }}"
 
 - name: Clear free-space poison on an unmounted namespace
   pmem.poison.pmem_clear:
@@ -170,6 +192,7 @@ def main():
             bad_ranges=dict(type="list", elements="dict"),
             capabilities=dict(type="dict"),
             accepted_by=dict(type="str"),
+            accepted_reason=dict(type="str"),
             ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
             lock_timeout=dict(type="float", default=30.0),
         ),
@@ -184,7 +207,8 @@ def main():
             source=p["source"], policy=p["policy"], results=p["results"],
             facts={"bad_ranges": p["bad_ranges"]} if p["bad_ranges"] is not None else None,
             capabilities=p["capabilities"], check=module.check_mode,
-            lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"])
+            lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"],
+            accepted_reason=p["accepted_reason"])
     except (PmemError, ValueError) as e:
         module.fail_json(msg=str(e), **partial)
     diff = out.pop("diff", None)

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Benchmark pmem_badblocks next to `ansible -m ping`, in the same run, on a lab guest (issue 3).
 #
 # usage: tests/bench/bench_badblocks.sh [LAB_NAME]
@@ -43,7 +43,9 @@ for _ in range(runs):
             sys.exit("%s failed:\n%s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
         last[key] = proc.stdout
 out = last["pmem_badblocks"]
-facts = json.loads(out[out.index("{"):])["ansible_facts"]["pmem"]
+result = json.loads(out[out.index("{"):])
+facts = result["ansible_facts"]["pmem"]
+print("pmem_badblocks gathering time inside the module (result 'elapsed'): %.3f s" % result["elapsed"])
 print("guest: clean=%s bad_ranges=%d buses=%d regions=%d namespaces=%d as_root=%s ndctl=%s" % (
     facts["clean"], len(facts["bad_ranges"]), len(facts["buses"]), len(facts["regions"]),
     len(facts["namespaces"]), facts["gathered_as_root"], facts["ndctl"]["used"]))

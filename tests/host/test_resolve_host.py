@@ -163,7 +163,10 @@ def test_inode_freed_between_query_and_walk(loopfs, monkeypatch):
 
     monkeypatch.setattr(O._paths, "find_paths", vanished)
     phys = truth_physical(loopfs, "data", 0)
-    res = resolve(loopfs, phys, 512)
+    # the walk path (on ext4 the debugfs fast path names and verifies every link without a walk;
+    # its own stale cases are the test_ext4_* tests below)
+    (res,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys,
+                                                "length": 512})], ext4_debugfs=False)
     o = [x for x in res["owners"] if x["inode"] == loopfs.truth["data"]["inode"]][0]
     assert o["paths"] == []
     assert "no path" in o["reason"]
@@ -185,3 +188,143 @@ def test_module_end_to_end(loopfs):
     assert out["changed"] is False, out
     assert out["summary"]["owners"]["file"] >= 1
     assert out["results"][0]["owners"][0]["file_offset"] == 0
+
+
+# ---------------------------------------------------------------- ext4 fast path (mounted, root)
+def _ext4_mounted(loopfs):
+    if loopfs.fstype != "ext4":
+        pytest.skip("debugfs candidates are the ext4 path")
+    loopfs.mount()
+
+
+def _spy_debugfs(monkeypatch):
+    """Record the debugfs argument lists the resolver runs (still running them for real)."""
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
+    calls = []
+    real = owners_offline.default_run
+
+    def run(argv, stdin=None):
+        calls.append(list(argv))
+        return real(argv, stdin)
+    return calls, run
+
+
+def _forbid_fiemap_pass(monkeypatch):
+    def boom(*a, **kw):
+        raise AssertionError("the full FIEMAP pass ran although every candidate verified")
+    monkeypatch.setattr(O._fiemap, "scan", boom)
+
+
+def test_ext4_fast_path_owners_without_fiemap_pass(loopfs, monkeypatch):
+    _ext4_mounted(loopfs)
+    calls, run = _spy_debugfs(monkeypatch)
+    _forbid_fiemap_pass(monkeypatch)
+    # a file written after the tree's sync (fsync: its metadata is in the journal, maybe not
+    # checkpointed) is found through the same calls
+    from .conftest import extents_of
+    with open(loopfs.path("fresh"), "wb") as f:
+        f.write(os.urandom(12288))
+        f.flush()
+        os.fsync(f.fileno())
+    fresh_phys = extents_of(loopfs.path("fresh"))[0][1]
+    ranges = [(truth_physical(loopfs, "data", 8192 + 100), 512),
+              (truth_physical(loopfs, "sub/deeper/other", 4096), 4096),
+              (fresh_phys + 4096, 512)]
+    rngs = [O.direct_range({"device": loopfs.dev, "offset": o, "length": n}) for o, n in ranges]
+    res = O.resolve_owners(rngs, run=run)
+    # exactly one icheck and one ncheck, argument lists, catastrophic (read-only) mode
+    assert [c[1:3] + [c[3].split()[0]] for c in calls] == [["-c", "-R", "icheck"],
+                                                            ["-c", "-R", "ncheck"]]
+    assert all(c[-1] == loopfs.dev for c in calls)
+    r_data, r_other, r_fresh = res
+    (o,) = r_data["owners"]
+    assert (o["kind"], o["inode"], o["file_offset"], o["length"]) == (
+        "file", loopfs.truth["data"]["inode"], 8292, 512)
+    assert o["paths"] == sorted([loopfs.path("data"), loopfs.path("data-link")])
+    assert o["generation"] is not None
+    (o,) = r_other["owners"]
+    assert (o["inode"], o["file_offset"], o["paths"]) == (
+        loopfs.truth["sub/deeper/other"]["inode"], 4096, [loopfs.path("sub/deeper/other")])
+    assert [(o["inode"], o["file_offset"], o["paths"]) for o in r_fresh["owners"]] == [
+        (os.stat(loopfs.path("fresh")).st_ino, 4096, [loopfs.path("fresh")])]
+    os.unlink(loopfs.path("fresh"))
+
+
+def test_ext4_stale_candidate_falls_back_and_stays_correct(loopfs, monkeypatch):
+    """debugfs names the wrong inode (as after a delete/rewrite between syncfs and verification):
+    verification rejects it, the FIEMAP pass over those ranges finds the real owner."""
+    _ext4_mounted(loopfs)
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
+    wrong = loopfs.truth["s2"]["inode"]
+    seen = {}
+
+    def stale_icheck(device, blocks, **kw):
+        seen["blocks"] = sorted(blocks)
+        return dict((b, wrong) for b in blocks)
+    monkeypatch.setattr(owners_offline, "ext4_icheck", stale_icheck)
+    scans = []
+    real_scan = O._fiemap.scan
+
+    def spy_scan(root, intervals, **kw):
+        scans.append(list(intervals))
+        return real_scan(root, intervals, **kw)
+    monkeypatch.setattr(O._fiemap, "scan", spy_scan)
+    p_data = truth_physical(loopfs, "data", 0)
+    p_s1 = truth_physical(loopfs, "s1", 0)
+    res = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": p_data, "length": 512}),
+                            O.direct_range({"device": loopfs.dev, "offset": p_s1, "length": 512})])
+    assert seen["blocks"] == sorted([p_data // 4096, p_s1 // 4096])
+    assert len(scans) == 1 and sorted((s, e) for s, e, _t in scans[0]) == sorted(
+        [(p_data, p_data + 512), (p_s1, p_s1 + 512)])
+    for r, name, paths in ((res[0], "data", ["data", "data-link"]), (res[1], "s1", ["s1"])):
+        assert [(o["kind"], o["inode"], o["file_offset"], o["paths"]) for o in r["owners"]] == [
+            ("file", loopfs.truth[name]["inode"], 0, [loopfs.path(p) for p in paths])], r
+        assert all(o["inode"] != wrong for o in r["owners"])
+
+
+def test_ext4_candidate_deleted_after_sync(loopfs, monkeypatch):
+    """A file deleted after debugfs looked (its name and blocks are gone): no owner is invented."""
+    _ext4_mounted(loopfs)
+    with open(loopfs.path("doomed"), "wb") as f:
+        f.write(os.urandom(8192))
+    from .conftest import extents_of
+    os.sync()
+    phys = extents_of(loopfs.path("doomed"))[0][1]
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
+    real_ncheck = owners_offline.ext4_ncheck
+
+    def ncheck_then_delete(device, inodes, **kw):
+        out = real_ncheck(device, inodes, **kw)
+        os.unlink(loopfs.path("doomed"))   # the race: gone before verification
+        return out
+    monkeypatch.setattr(owners_offline, "ext4_ncheck", ncheck_then_delete)
+    (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})])
+    assert r["error"] is None
+    assert [o["kind"] for o in r["owners"]] in (["free"], ["unknown"]), r
+    assert all(o["inode"] is None for o in r["owners"])
+
+
+def test_ext4_without_debugfs_uses_fiemap_pass(loopfs, monkeypatch):
+    _ext4_mounted(loopfs)
+    monkeypatch.setattr(O, "_find_tool", lambda name: None)
+    calls, run = _spy_debugfs(monkeypatch)
+    phys = truth_physical(loopfs, "s2", 0)
+    (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})],
+                            run=run)
+    assert calls == []
+    assert [(o["inode"], o["paths"]) for o in r["owners"]] == [
+        (loopfs.truth["s2"]["inode"], [loopfs.path("s2")])]
+
+
+def test_ext4_debugfs_failure_warns_and_falls_back(loopfs, monkeypatch):
+    _ext4_mounted(loopfs)
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
+
+    def broken(device, blocks, **kw):
+        raise owners_offline.OfflineError("debugfs icheck failed (rc 1): Bad magic number")
+    monkeypatch.setattr(owners_offline, "ext4_icheck", broken)
+    phys = truth_physical(loopfs, "s1", 0)
+    (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})])
+    assert [(o["inode"], o["paths"]) for o in r["owners"]] == [
+        (loopfs.truth["s1"]["inode"], [loopfs.path("s1")])]
+    assert any("debugfs candidates unavailable" in w for w in r["warnings"])

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Lay out pmem for the badblocks scenarios (run as root on a lab guest). Idempotent; prints JSON.
 # Same layout as molecule/shared/files/lab_prepare.sh, except that XFS on a partition is made with
 # reflink=0: kernel 6.1 refuses "-o dax" for a reflink XFS on a partition ("DAX and reflink cannot
@@ -41,9 +41,14 @@ nvdimm=$(pick ACPI.NFIT fsdax)
 devdax=$(pick ACPI.NFIT devdax)
 nfit=$(pick nfit_test.0 fsdax)
 [[ -n $e820 ]] || { echo "no e820 pmem"; exit 1; }
+# 2 MiB-aligned partitions whose sizes are whole 2 MiB units (DAX refuses unaligned ones): 60 % / rest
+total=$(blockdev --getsz "/dev/$e820")
+p1=$(((total - 8192) * 6 / 10 / 4096 * 4096))
+p2start=$((4096 + p1))
+p2=$(((total - p2start - 4096) / 4096 * 4096))
 sfdisk -q -X gpt "/dev/$e820" <<EOS
-start=4096, size=688128, name=pmem-xfs
-start=692224, size=352256, name=pmem-ext4
+start=4096, size=$p1, name=pmem-xfs
+start=$p2start, size=$p2, name=pmem-ext4
 EOS
 blockdev --rereadpt "/dev/$e820" || true
 udevadm settle

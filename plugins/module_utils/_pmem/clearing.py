@@ -12,9 +12,11 @@ A rerun that finds a ``clear_planned`` without a result first checks whether the
 already completed the write (content equals the good data and the range is no longer listed) and
 then only records the result: nothing is done twice.
 
-Bad-range lists are read through ONE provider object (``SysfsBadblocks``) so tests and the
-planned switch to ``ranges.gather_bad_ranges`` change one place. ``PMEM_POISON_TEST_BADBLOCKS``
-(a JSON file) swaps in ``FileBadblocks`` for host tests on loop devices, which cannot be poisoned.
+Bad-range lists are read through ONE provider object: ``TopologyBadblocks`` (the facts core,
+``topology.gather_topology`` + ``ranges.gather_bad_ranges``: region lists, block-device lists and
+``ndctl list -M`` all count; a range still listed in any of them after a clear is a failure).
+``PMEM_POISON_TEST_BADBLOCKS`` (a JSON file) swaps in ``FileBadblocks`` for host tests on loop
+devices, which cannot be poisoned.
 ``PMEM_POISON_TEST_CRASH_AT=<point>`` makes the process SIGKILL itself at a named point.
 """
 
@@ -36,6 +38,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     DeviceCannotClear,
+    GatherError,
     MountedFilesystem,
     PmemError,
     SourceMismatch,
@@ -70,12 +73,37 @@ def parse_badblocks(text):
     return out
 
 
-class SysfsBadblocks:
-    """``/sys/block/<dev>/badblocks`` (sectors from sector 0 of the whole block device).
+def _overlaps(a_off, a_len, b_off, b_len):
+    return a_off < b_off + b_len and b_off < a_off + a_len
 
-    TODO(ranges): switch to ranges.gather_bad_ranges(topology.gather_topology()) so region and
-    ndctl lists are verified too; only ``listed`` has to change.
-    """
+
+def range_matches(rng, listed):
+    """Does the listed BadRange ``listed`` cover any byte of the ledger range ``rng``?
+
+    Compared in region coordinates when both have them (the region list, ndctl and the block
+    device list all land there as root), else in block-device coordinates, else by id."""
+    length = rng.get("length") or 0
+    if rng.get("region") and rng.get("region_offset") is not None and \
+            listed.get("region") == rng["region"] and listed.get("region_offset") is not None:
+        return _overlaps(rng["region_offset"], length, listed["region_offset"],
+                         listed.get("length") or 0)
+    if rng.get("blockdev") and rng.get("blockdev_offset") is not None and \
+            listed.get("blockdev") == rng["blockdev"] and \
+            listed.get("blockdev_offset") is not None:
+        return _overlaps(rng["blockdev_offset"], length, listed["blockdev_offset"],
+                         listed.get("length") or 0)
+    return bool(rng.get("id")) and rng.get("id") == listed.get("id")
+
+
+def _summary(listed):
+    return dict((k, listed.get(k)) for k in ("id", "sources", "region", "region_offset",
+                                             "blockdev", "blockdev_offset", "length"))
+
+
+class SysfsBadblocks:
+    """``/sys/block/<dev>/badblocks`` only (sectors from sector 0 of the whole block device).
+
+    Kept as the base of the host-test fake; pmem_clear verifies with ``TopologyBadblocks``."""
 
     def __init__(self, sysfs_root="/sys"):
         self.sysfs_root = sysfs_root
@@ -88,6 +116,9 @@ class SysfsBadblocks:
         except (IOError, OSError):
             return []
 
+    def invalidate(self):
+        """Forget any cached snapshot (called after every clear attempt)."""
+
     def notify_written(self, blockdev, offset, length):
         """The kernel updates its own lists; nothing to do."""
 
@@ -97,6 +128,62 @@ class SysfsBadblocks:
             return []
         lo, hi = offset // SECTOR, -(-(offset + length) // SECTOR)
         return [(s, c) for s, c in self.sectors(blockdev) if s < hi and s + c > lo]
+
+    def listed_range(self, rng):
+        """Listed ranges (BadRange summaries) covering the ledger range ``rng``."""
+        blockdev, off = rng.get("blockdev"), rng.get("blockdev_offset")
+        out = []
+        for s, c in self.listed(blockdev, off, rng.get("length") or 0):
+            out.append({"id": "%s@%#x+%#x" % (blockdev, s * SECTOR, c * SECTOR),
+                        "sources": ["blockdev"], "region": None, "region_offset": None,
+                        "blockdev": blockdev, "blockdev_offset": s * SECTOR,
+                        "length": c * SECTOR})
+        return out
+
+
+class TopologyBadblocks(object):
+    """The facts core (``topology.gather_topology`` + ``ranges.gather_bad_ranges``): the region
+    lists, the block-device lists and ``ndctl list -M`` all count. One snapshot is cached until
+    ``invalidate``/``notify_written`` (every clear attempt invalidates it before verifying)."""
+
+    def __init__(self, sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl="auto",
+                 as_root=None):
+        self.roots = {"sysfs_root": sysfs_root, "proc_root": proc_root, "dev_root": dev_root}
+        self.ndctl = ndctl
+        self.as_root = as_root
+        self._ranges = None
+        self.errors = []
+        self.warnings = []
+
+    def ranges(self):
+        if self._ranges is None:
+            from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as R
+            from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as T
+            ndctl = T.find_ndctl() if self.ndctl == "auto" else self.ndctl
+            topo = T.gather_topology(ndctl=ndctl, as_root=self.as_root, **self.roots)
+            self.warnings = list(topo.get("warnings") or [])
+            self.errors = list(topo.get("errors") or [])
+            self._ranges = R.gather_bad_ranges(topo, warnings=self.warnings)
+        return self._ranges
+
+    def invalidate(self):
+        self._ranges = None
+
+    def notify_written(self, blockdev, offset, length):
+        self.invalidate()
+
+    def listed_range(self, rng):
+        found = [_summary(r) for r in self.ranges() if range_matches(rng, r)]
+        names = set(v for v in (rng.get("region"), rng.get("namespace"), rng.get("blockdev"))
+                    if v)
+        unread = [e for e in self.errors
+                  if e.get("device") in names or e.get("device") == "ndctl"]
+        if unread and not found:
+            raise GatherError("cannot verify: the lists could not be read (%s)" % "; ".join(
+                "%s: %s" % (e.get("file") or e.get("device"), e.get("message")) for e in unread),
+                device=rng.get("blockdev") or rng.get("region"), range=rng.get("id"),
+                next_step="check the device and re-run pmem_clear")
+        return found
 
 
 class FileBadblocks(SysfsBadblocks):
@@ -140,10 +227,10 @@ class FileBadblocks(SysfsBadblocks):
         os.rename(tmp, self.path)
 
 
-def default_provider(sysfs_root="/sys"):
+def default_provider(sysfs_root="/sys", proc_root="/proc", dev_root="/dev"):
     if os.environ.get(FAKE_ENV):
         return FileBadblocks(os.environ[FAKE_ENV])
-    return SysfsBadblocks(sysfs_root)
+    return TopologyBadblocks(sysfs_root, proc_root, dev_root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,7 +519,15 @@ def device_write(entry, provider, dev_root="/dev", proc_root="/proc", blocked_de
     if not blockdev or off is None:
         raise PmemError("range has no block-device offset (outside the data area)",
                         range=entry["id"], next_step="clear with the namespace in raw mode")
-    dev = os.path.join(dev_root, re.sub(r"(?<=\d)p\d+$", "", blockdev))
+    rng = entry.get("range") or {}
+    # write through the partition when the range is inside one: the other partitions of the
+    # same disk may stay mounted (an O_EXCL open of the whole disk fails while any is claimed)
+    shift = 0
+    if rng.get("partition") and rng.get("partition_offset") is not None:
+        dev = os.path.join(dev_root, os.path.basename(rng["partition"]))
+        shift = off - rng["partition_offset"]
+    else:
+        dev = os.path.join(dev_root, re.sub(r"(?<=\d)p\d+$", "", blockdev))
     lo = off // SECTOR * SECTOR
     hi = -(-(off + length) // SECTOR) * SECTOR
     try:
@@ -454,7 +549,7 @@ def device_write(entry, provider, dev_root="/dev", proc_root="/proc", blocked_de
         try:
             if fake_err:
                 raise OSError(fake_err, os.strerror(fake_err))
-            pwrite_all(fd, b"\0" * (hi - lo), lo)
+            pwrite_all(fd, b"\0" * (hi - lo), lo - shift)
             os.fsync(fd)
         except OSError as e:
             raise _write_error(entry, e, "write of %s at %d+%d" % (dev, lo, hi - lo))
@@ -462,7 +557,8 @@ def device_write(entry, provider, dev_root="/dev", proc_root="/proc", blocked_de
         crash_point("after_write")
     finally:
         os.close(fd)
-    return {"method": "device_write", "device": dev, "offset": lo, "length": hi - lo}
+    return {"method": "device_write", "device": dev, "offset": lo - shift, "length": hi - lo,
+            "blockdev_offset": lo}
 
 
 def ndctl_clear(entry, runner=None, proc_root="/proc"):
@@ -484,8 +580,8 @@ def ndctl_clear(entry, runner=None, proc_root="/proc"):
 
 
 def verify(entry, provider):
-    blockdev, off, length = _range_info(entry)
-    return provider.listed(blockdev, off, length)
+    """Listed ranges (summaries) still covering the entry's range: [] means cleared."""
+    return provider.listed_range(entry.get("range") or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,6 +627,7 @@ def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
         return res
     if pending is not None and method == "rewrite":
         done = already_rewritten(entry, pending["details"].get("source") or source)
+        provider.invalidate()
         if done is not None and not verify(entry, provider):
             entry = L.apply_event(entry, "cleared", None, dict(done, verified=True))
             entry = _close_after_clear(entry, done)
@@ -551,6 +648,7 @@ def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
             details = device_write(entry, provider, dev_root, proc_root)
         else:
             details = ndctl_clear(entry, runner, proc_root)
+        provider.invalidate()  # verify on a fresh read of every list
         still = verify(entry, provider)
         crash_point("after_verify")
     except (PmemError, OSError) as e:
@@ -562,7 +660,15 @@ def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
         res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
     if still:
-        text = "range still listed after %s: sectors %s" % (method, still)
+        rng = entry.get("range") or {}
+        text = str(PmemError(
+            "range still listed after %s: %s" % (method, ", ".join(
+                "%s (%s list)" % (r.get("id"), "/".join(r.get("sources") or ["?"]))
+                for r in still)),
+            device=rng.get("blockdev") or rng.get("region"), range=rng.get("id"),
+            next_step="the device did not clear the poison; the entry stays as recorded"
+                      + (" (the file itself reads back good data)" if method == "reallocate"
+                         else "; restore the data elsewhere or clear offline")))
         fail = dict(details, method=method, still_listed=still, msg=text)
         if method == "reallocate":
             fail.update(file_rewritten=True, poison_remains_in_free_space=True)
@@ -625,11 +731,11 @@ def listed_facts(ledger, provider):
 def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=None,
               policy=None, results=None, facts=None, capabilities=None, check=False,
               lock_timeout=30.0, provider=None, runner=None, dev_root="/dev", proc_root="/proc",
-              sysfs_root="/sys", accepted_by=None):
+              sysfs_root="/sys", accepted_by=None, accepted_reason=None):
     """Plan and carry out clears. Returns the module result dict (never raises PmemError for a
     per-range failure; LedgerLocked/GatherError propagate with nothing changed)."""
     from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as P
-    provider = provider or default_provider(sysfs_root)
+    provider = provider or default_provider(sysfs_root, proc_root, dev_root)
     policy = dict(policy or {})
     policy["method"] = dict(policy.get("method") or {})
     if method in ("rewrite", "reallocate"):
@@ -666,9 +772,10 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
                     out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
                                            "status": "planned", "changed": True})
                     continue
-                store.update(L.close_entry(entry, "accepted_lost", None,
-                                           by=accepted_by or "policy",
-                                           why="listed in policy.accepted_loss"))
+                store.update(L.close_entry(
+                    entry, "accepted_lost", None, by=accepted_by or "policy",
+                    why=accepted_reason or "listed in policy.accepted_loss",
+                    details={"accepted_via": "policy.accepted_loss"}))
                 store.commit()
                 out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
                                        "status": "closed", "changed": True})

@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import os
 import re
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
@@ -148,7 +150,10 @@ def expand_devices(topology, devices):
         out.update(bdev.get("partitions") or {})
         return out
 
+    holders = dict((ns.get("holder"), n) for n, ns in namespaces.items() if ns.get("holder"))
     for name in devices or []:
+        if name in holders and name not in dax:
+            name = holders[name]  # a pfn/btt/nd-dax device stands for its namespace
         if name in topology.get("buses", {}):
             found = {name}
             for rname in topology["buses"][name].get("regions", []):
@@ -265,6 +270,11 @@ def read_open_entries(ledger_path):
     if not ledger_path:
         return [], None, None
     try:
+        os.stat(ledger_path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return [], None, None  # no ledger: no entries (and no need to load ledger.py)
+    try:
         from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
         reader = _ledger.read_open_entries
     except (ImportError, AttributeError):
@@ -279,10 +289,24 @@ def read_open_entries(ledger_path):
 
 
 def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
-                 devices=None, as_root=None, extra_warnings=None):
-    """Gather topology, bad ranges and ledger state; return the facts dict. Never raises PmemError."""
+                 devices=None, as_root=None, extra_warnings=None, ndctl_only_if_listed=False):
+    """Gather topology, bad ranges and ledger state; return the facts dict. Never raises PmemError.
+
+    With ``ndctl_only_if_listed`` ndctl is run only when some kernel list has entries: its media-error
+    lists come from the same kernel lists, so on a host with empty lists it can add nothing (and it
+    costs a few hundred milliseconds on a slow guest).
+    """
     topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
-                                     ndctl=ndctl, as_root=as_root)
+                                     ndctl=None if ndctl_only_if_listed else ndctl, as_root=as_root)
+    if ndctl is not None and ndctl_only_if_listed:
+        listed = any(r.get("badblocks") for r in topo["regions"].values()) or any(
+            b.get("badblocks") for b in topo["blockdevs"].values())
+        if listed:
+            topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
+                                             ndctl=ndctl, as_root=as_root)
+        else:
+            topo["ndctl"] = {"used": False, "executable": ndctl if isinstance(ndctl, str) else None,
+                             "skipped": "every kernel list is empty: nothing for ndctl to add"}
     warnings = list(extra_warnings or [])
     wanted = expand_devices(topo, devices)[0] if devices else None
     bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings)

@@ -130,22 +130,32 @@ class RangeSet:
         return out
 
     def remove(self, start, end):
-        """Mark [start, end) accounted for (an unshared owner was found)."""
-        new = []
-        changed = False
+        """Mark [start, end) accounted for (an unshared owner was found).
+
+        Only the intervals that can overlap are touched (bisect + splice): a pass that removes
+        one interval per hit stays O(ranges) per hit, not a full rebuild."""
         lo = bisect.bisect_left(self.starts, start - self.maxlen)
-        for idx, (s, e, t) in enumerate(self.items):
-            if idx < lo or s >= end or e <= start:
-                new.append([s, e, t])
+        hi = bisect.bisect_left(self.starts, end)
+        if lo >= hi:
+            return
+        keep, right = [], []
+        changed = False
+        for s, e, t in self.items[lo:hi]:
+            if s >= end or e <= start:
+                keep.append([s, e, t])
                 continue
             changed = True
             if s < start:
-                new.append([s, start, t])
+                keep.append([s, start, t])
             if e > end:
-                new.append([end, e, t])
-        if changed:
-            self.items = sorted(new)
-            self.starts = [i[0] for i in self.items]
+                right.append([end, e, t])
+        if not changed:
+            return
+        # kept pieces start before *end*, right-hand pieces start at *end*: both still sort
+        # between items[lo - 1] and items[hi]
+        new = sorted(keep) + sorted(right)
+        self.items[lo:hi] = new
+        self.starts[lo:hi] = [i[0] for i in new]
 
 
 def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=True,

@@ -11,6 +11,12 @@ Dispatch per range:
 - mounted filesystem: GETFSMAP (fsmap.py) names file owners (XFS rmapbt), metadata and free space;
   bytes it reports as "unknown" (ext4 file data, XFS without rmapbt) or everything when GETFSMAP is
   unavailable go to one FIEMAP pass (fiemap.py). Paths: one walk (inode_paths.py).
+- mounted ext2/3/4 as root with debugfs: before that pass, ``syncfs`` then one ``debugfs -c icheck``
+  and one ``ncheck -c`` on the block device give CANDIDATE owners (on-disk metadata may be stale
+  while mounted); each candidate is verified on the live filesystem (open the path, same st_dev and
+  st_ino, its FIEMAP really covers the bad bytes; file offsets come from the live FIEMAP). ext4 has
+  no reflink, so one verified owner settles those bytes; only bytes left without a verified owner
+  go to the FIEMAP pass.
 - unmounted filesystem: owners_offline.py (xfs_db / debugfs on the block device).
 - anything else -> ``unknown`` with the reason. No range is dropped; one range failing never stops
   the others.
@@ -24,6 +30,9 @@ __metaclass__ = type
 
 import errno
 import os
+import shutil
+import stat as _stat
+import threading
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as _fsmap
@@ -199,8 +208,11 @@ def _namespace_mode(facts, rng):
 
 def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=None,
                    proc_root="/proc", dev_root="/dev", sysfs_root="/sys", mounts=None,
-                   run=None):
-    """Resolve every range; returns [{range_id, owners, error, warnings}] in input order."""
+                   run=None, ext4_debugfs=True):
+    """Resolve every range; returns [{range_id, owners, error, warnings}] in input order.
+
+    *ext4_debugfs*: on mounted ext2/3/4 as root, take candidate owners from debugfs and verify
+    them with FIEMAP before (instead of, when they settle everything) the full FIEMAP pass."""
     run = run or _offline.default_run
     if mounts is None:
         mounts = read_mountinfo(proc_root)
@@ -217,7 +229,8 @@ def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=Non
             groups.setdefault(t.fs["dev"], []).append(t)
     for dev, group in groups.items():
         try:
-            _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run)
+            _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run,
+                        ext4_debugfs=ext4_debugfs, dev_root=dev_root)
         except Exception as e:  # noqa: BLE001
             for t in group:
                 if not t.result["error"]:
@@ -325,7 +338,8 @@ def _set_mounted(t, dev, by_dev, fsinfo):
 
 
 # ------------------------------------------------------------------ per filesystem
-def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run):
+def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run, ext4_debugfs=True,
+                dev_root="/dev"):
     fs = group[0].fs
     if fs["fstype"] not in SUPPORTED_FS:
         for t in group:
@@ -348,7 +362,8 @@ def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run):
     if fs.get("offline"):
         _resolve_offline(live, fs, run)
     else:
-        _resolve_mounted(live, fs, walk_paths, max_walk_seconds)
+        _resolve_mounted(live, fs, walk_paths, max_walk_seconds, run=run,
+                         ext4_debugfs=ext4_debugfs, dev_root=dev_root)
 
 
 def _piece_to_owner(t, fs, p):
@@ -385,7 +400,8 @@ def _merge(owners):
     return out
 
 
-def _resolve_mounted(group, fs, walk_paths, max_walk_seconds):
+def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_debugfs=True,
+                     dev_root="/dev"):
     mp = fs["mountpoint"]
     fd = os.open(mp, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -393,6 +409,9 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds):
         fs_size = geom["size"] if geom else None
         pending = []        # (start, end, tag) for the FIEMAP pass
         fsmap_note = None
+        fast = None
+        if ext4_debugfs and fs["fstype"] in EXT_FS:
+            fast = _Ext4Candidates.start(group, fs, fd, run or _offline.default_run, dev_root)
         for t in group:
             if fs_size is not None and t.offset >= fs_size:
                 t.result["owners"].append(new_owner(
@@ -420,6 +439,8 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds):
                 t.result["owners"].append(new_owner(
                     "unknown", t.rid, fs, length=hi - lo, fs_offset=lo,
                     reason="GETFSMAP reports no owner: beyond the end of the filesystem"))
+        if fast is not None:
+            pending = fast.finish(pending)
         if pending:
             _fiemap_pass(pending, fs, fsmap_note, max_walk_seconds)
         for t in group:
@@ -428,8 +449,214 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds):
             t.result["owners"] = _merge(t.result["owners"])
         if walk_paths:
             _attach_paths(group, fs, max_walk_seconds)
+        else:
+            for t in group:
+                for o in t.result["owners"]:
+                    for k in ("_path_hint", "_nlink", "_generation", "_verified"):
+                        o.pop(k, None)
+                    known = o.pop("_paths", None)
+                    if known:
+                        o["paths"] = known  # verified already, at no walking cost
     finally:
         os.close(fd)
+
+
+EXT_FS = ("ext4", "ext3", "ext2")
+_SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
+
+
+def _syncfs(fd):
+    """syncfs(2) on the filesystem of *fd* (so debugfs sees committed metadata and delayed
+    allocations have a place); sync(2) where libc has no syncfs."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(int(fd)) == 0:
+            return
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
+def _fs_block_device(fs, dev_root):
+    """The block device node of a mounted filesystem (checked by st_rdev) or None."""
+    for cand in (fs.get("device"), os.path.join(dev_root, "block", "%d:%d" % fs["dev"])):
+        if not cand or not cand.startswith("/"):
+            continue
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if _stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == fs["dev"]:
+            return cand
+    return None
+
+
+def _find_tool(name):
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN))
+
+
+class _Ext4Candidates:
+    """Fast path for mounted ext2/3/4 (root + debugfs): debugfs candidates, FIEMAP-verified.
+
+    ``start()`` runs syncfs and then ``debugfs -c icheck`` over every block of the group's ranges
+    in a background thread, so it overlaps the GETFSMAP queries; ``finish(pending)`` takes the
+    candidates for the bytes GETFSMAP left "unknown", runs one ``ncheck -c``, verifies every
+    candidate on the live filesystem, adds the verified owners and returns the part of *pending*
+    [(start, end, target)] no verified owner covers (for the FIEMAP pass). Tool trouble never
+    raises: *pending* comes back untouched with a warning and the FIEMAP pass does the work."""
+
+    def __init__(self, fs, fd, run, devpath, debugfs, geom):
+        self.fs, self.fd, self.run = fs, fd, run
+        self.devpath, self.debugfs, self.bs = devpath, debugfs, geom["blocksize"]
+        self.fs_blocks = geom["size"] // geom["blocksize"]
+        self.owner_of = None
+        self.error = None
+        self.thread = None
+
+    @classmethod
+    def start(cls, group, fs, fd, run, dev_root):
+        if os.geteuid() != 0:
+            return None
+        debugfs = _find_tool("debugfs")
+        devpath = _fs_block_device(fs, dev_root)
+        if debugfs is None or devpath is None:
+            return None
+        try:
+            geom = _offline.probe_device(devpath)
+        except (IOError, OSError):
+            return None
+        if not geom or geom.get("fstype") != "ext4":
+            return None
+        self = cls(fs, fd, run, devpath, debugfs, geom)
+        blocks = set()
+        for t in group:
+            first = t.offset // self.bs
+            last = min((t.offset + max(t.length, 1) - 1) // self.bs, self.fs_blocks - 1)
+            blocks.update(range(first, last + 1))
+        try:
+            _syncfs(fd)
+        except OSError as e:
+            self.error = e
+            return self
+        self.thread = threading.Thread(target=self._icheck, args=(sorted(blocks),))
+        self.thread.daemon = True
+        self.thread.start()
+        return self
+
+    def _icheck(self, blocks):
+        try:
+            self.owner_of = _offline.ext4_icheck(self.devpath, blocks, run=self.run,
+                                                 debugfs=self.debugfs)
+        except Exception as e:  # noqa: BLE001 - reported by finish()
+            self.error = e
+
+    def finish(self, pending):
+        if self.thread is not None:
+            self.thread.join()
+        if not pending:
+            return pending
+        fs, bs = self.fs, self.bs
+        try:
+            if self.error is not None:
+                raise self.error
+            cands = set()
+            for s, e, _t in pending:
+                for b in range(s // bs, (e - 1) // bs + 1):
+                    ino = self.owner_of.get(b)
+                    if ino:
+                        cands.add(ino)
+            cands = sorted(cands)
+            names = _offline.ext4_ncheck(
+                self.devpath, [i for i in cands if i >= _offline.EXT4_FIRST_INO], run=self.run,
+                debugfs=self.debugfs) if cands else {}
+        except (_offline.OfflineError, OSError, ValueError, AttributeError) as e:
+            for t in set(t for _s, _e, t in pending):
+                t.result["warnings"].append(
+                    "debugfs candidates unavailable on %s (%s): file owners from the FIEMAP pass"
+                    % (fs["device"], e))
+            return pending
+        tags = dict((id(t), t) for _s, _e, t in pending)
+        rs = _fiemap.RangeSet([(s, e, id(t)) for s, e, t in pending])
+        root_dev = os.fstat(self.fd).st_dev
+        mp = fs["mountpoint"]
+        mroot = (fs.get("mount_root") or "/").rstrip("/")
+        buf = _fiemap._buffer(32)
+        for ino in cands:
+            if rs.empty():
+                break
+            paths = []
+            for rel in (["/"] if ino == 2 else names.get(ino, [])):
+                if mroot:
+                    if rel != mroot and not rel.startswith(mroot + "/"):
+                        continue  # outside the mounted subtree: no path through this mount
+                    rel = rel[len(mroot):] or "/"
+                paths.append(mp if rel == "/" else os.path.join(mp, rel.lstrip("/")))
+            _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf)
+        return [(s, e, tags[tag]) for s, e, tag in rs.items]
+
+
+def _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf):
+    """Open *ino* through one of *paths* and record every pending byte its live FIEMAP covers."""
+    live_paths = []
+    fd = None
+    st = None
+    for p in paths:
+        try:
+            lst = os.lstat(p)
+        except OSError:
+            continue
+        if lst.st_ino != ino or lst.st_dev != root_dev:
+            continue  # stale name: another inode lives there now
+        if not (_stat.S_ISREG(lst.st_mode) or _stat.S_ISDIR(lst.st_mode)):
+            continue
+        live_paths.append(p)
+        if fd is None:
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _fiemap.O_NOATIME)
+            except OSError:
+                try:
+                    fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+            st = os.fstat(fd)
+            if st.st_ino != ino or st.st_dev != root_dev:  # replaced between lstat and open
+                os.close(fd)
+                fd, st = None, None
+                live_paths.pop()
+    if fd is None:
+        return
+    try:
+        is_dir = _stat.S_ISDIR(st.st_mode)
+        gen = _fiemap.get_generation(fd)
+        found = []
+        for logical, physical, length, flags in _fiemap.extents(fd, buf=buf):
+            if flags & _fiemap.NO_PHYSICAL:
+                continue
+            for s, e, tag in rs.overlapping(physical, physical + length):
+                found.append((s, e, tag, logical + (s - physical), flags))
+    except (_fiemap.FiemapUnsupported, OSError):
+        return
+    finally:
+        os.close(fd)
+    for s, e, tag, file_offset, flags in found:
+        t = tags[tag]
+        kind = "metadata" if is_dir else "file"
+        o = new_owner(kind, t.rid, fs, inode=ino, length=e - s,
+                      file_offset=file_offset if kind == "file" else None, fs_offset=s,
+                      shared=bool(flags & _fiemap.FIEMAP_EXTENT_SHARED),
+                      metadata_kind="directory" if is_dir else None)
+        if flags & _fiemap.FIEMAP_EXTENT_UNWRITTEN:
+            o["reason"] = "unwritten (preallocated) extent: reads return zeros"
+        if len(live_paths) >= st.st_nlink or (is_dir and live_paths):
+            o["_paths"] = sorted(live_paths)  # every link verified: no walk needed
+            o["_generation"] = gen
+        else:
+            o["_path_hint"] = live_paths[0] if live_paths else None
+            o["_nlink"] = st.st_nlink
+        t.result["owners"].append(o)
+        if not (flags & _fiemap.FIEMAP_EXTENT_SHARED):
+            rs.remove(s, e)
 
 
 def _fiemap_pass(pending, fs, note, max_walk_seconds):
@@ -492,6 +719,11 @@ def _attach_paths(group, fs, max_walk_seconds):
                 continue
             hint = o.pop("_path_hint", None)
             nlink = o.pop("_nlink", None)
+            known = o.pop("_paths", None)
+            if known:
+                o["paths"] = known
+                o["_verified"] = True
+                continue
             if hint is not None and nlink == 1:
                 o["paths"] = [hint]
                 continue
@@ -509,6 +741,9 @@ def _finish(group, paths, fs, res):
         for o in t.result["owners"]:
             o.pop("_path_hint", None)
             o.pop("_nlink", None)
+            o.pop("_paths", None)
+            gen_known = o.pop("_generation", None)
+            verified = o.pop("_verified", False)
             if o["inode"] is None or o["kind"] not in ("file", "metadata"):
                 continue
             if res is not None and o["inode"] in paths:
@@ -525,6 +760,8 @@ def _finish(group, paths, fs, res):
                         res["errors_count"], res["errors"][0]["path"], res["errors"][0]["error"])
                 o["reason"] = _join(o["reason"], why)
                 continue
+            if verified and o["inode"] not in gens:
+                gens[o["inode"]] = (gen_known, None)  # opened and checked moments ago
             if o["inode"] not in gens:
                 gens[o["inode"]] = _verify(o["paths"], o["inode"], fs)
             gen, problem = gens[o["inode"]]

@@ -421,6 +421,52 @@ def ext4_paths(device, inodes, run=default_run):
     return paths
 
 
+# ---------------------------------------------------------------- ext4, mounted: candidates only
+# debugfs on a mounted filesystem reads on-disk metadata that may lag the live filesystem (journal
+# not checkpointed, delayed allocation): what these return are CANDIDATES that owners.py verifies
+# with FIEMAP on the live files. ``-c`` (catastrophic mode) opens the device read-only and skips
+# the bitmaps, which icheck/ncheck do not need.
+DEBUGFS_ARG_MAX = 100000  # one -R request per call while it stays well under MAX_ARG_STRLEN
+
+
+def _debugfs_request(device, verb, numbers, run, debugfs="debugfs"):
+    """Run ``<verb> N N ...`` once: one ``-R`` argument when it fits, else chunked commands on
+    stdin of the same debugfs process. Returns the output lines (command echo lines removed)."""
+    request = verb + " " + " ".join(str(n) for n in numbers)
+    if len(request) <= DEBUGFS_ARG_MAX:
+        rc, out, err = run([debugfs, "-c", "-R", request, device])
+    else:
+        cmds = [verb + " " + " ".join(str(n) for n in chunk) for chunk in _chunks(numbers, 256)]
+        rc, out, err = run([debugfs, "-c", "-f", "-", device], "\n".join(cmds) + "\n")
+    if rc != 0:
+        raise OfflineError("debugfs %s failed (rc %s): %s" % (verb.split()[0], rc, (
+            err or "").strip()[-300:]))
+    return [line for line in out.splitlines() if not line.startswith("debugfs: ")]
+
+
+def ext4_icheck(device, blocks, run=default_run, debugfs="debugfs"):
+    """{block: inode or None} from one ``debugfs -c icheck`` over every block."""
+    blocks = sorted(set(int(b) for b in blocks))
+    if not blocks:
+        return {}
+    owner_of = {}
+    for line in _debugfs_request(device, "icheck", blocks, run, debugfs):
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0].strip().isdigit():
+            v = parts[1].strip()
+            owner_of[int(parts[0])] = int(v) if v.isdigit() else None
+    return owner_of
+
+
+def ext4_ncheck(device, inodes, run=default_run, debugfs="debugfs"):
+    """{inode: [path relative to the filesystem root, '/'-prefixed]} from one ``ncheck -c``."""
+    inodes = sorted(set(int(i) for i in inodes))
+    if not inodes:
+        return {}
+    return _parse_ncheck("\n".join(_debugfs_request(device, "ncheck -c", inodes, run, debugfs)),
+                         set(inodes))
+
+
 def _chunks(seq, n):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]

@@ -252,17 +252,23 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
     if method == "none":
         return [_base(eid, bad_range, owner, action="record",
                       reason="policy.method.%s=none: reported, not cleared" % kind)]
-    accepted = closed or kind == "free" or _accepted_by_policy(
-        eid, [], policy["accepted_loss"])
+    # raw/devdax data is accepted by entry id or by the device path (or a glob over it)
+    by_policy = _accepted_by_policy(eid, [owner["device"]] if owner.get("device") else [],
+                                    policy["accepted_loss"])
+    accepted = closed or kind == "free" or by_policy
     if kind in ("raw", "devdax") and not accepted:
         return [_base(eid, bad_range, owner, action="record",
                       reason="%s namespace data has no file to restore: left open until the "
                              "loss is accepted" % kind)]
+    lead = []
+    if kind in ("raw", "devdax") and by_policy and not closed:
+        lead = [_base(eid, bad_range, owner, action="accept_loss",
+                      reason="listed in policy.accepted_loss")]
     if fs.get("mountpoint"):
         steps = ["unmount %s" % fs["mountpoint"],
                  "pmem_clear method=device_write on %s" % (fs.get("device") or "?"),
                  "mount again"]
-        return [_base(eid, bad_range, owner, action="offline_required", steps=steps,
+        return lead + [_base(eid, bad_range, owner, action="offline_required", steps=steps,
                       offline_window=policy["offline_window_allowed"],
                       reason="free space on a mounted filesystem: reported and left for an "
                              "offline window" + ("" if policy["offline_window_allowed"] else
@@ -275,26 +281,26 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
             method = "device_write"
     if method == "ndctl":
         if not caps.get("ndctl_clear"):
-            return [_base(eid, bad_range, owner, action="refuse", method="ndctl",
+            return lead + [_base(eid, bad_range, owner, action="refuse", method="ndctl",
                           reason="%s has no clear-error command (ndctl clear-errors fails: "
                                  "scrub not supported)" % _bus_text(caps),
                           next_step="use device_write on an e820 namespace, or accept", **rng)]
-        return [_base(eid, bad_range, owner, action="ndctl_clear", method="ndctl",
+        return lead + [_base(eid, bad_range, owner, action="ndctl_clear", method="ndctl",
                       namespace=bad_range.get("namespace"),
                       reason="ndctl clear-errors on the unmounted namespace", **rng)]
     if kind == "devdax":
-        return [_base(eid, bad_range, owner, action="refuse", method=method,
+        return lead + [_base(eid, bad_range, owner, action="refuse", method=method,
                       reason="device-dax has no block device to write",
                       next_step="use method ndctl on a bus that can clear")]
     if caps.get("write_clears") is False:
-        return [_base(eid, bad_range, owner, action="refuse", method="device_write",
+        return lead + [_base(eid, bad_range, owner, action="refuse", method="device_write",
                       reason="%s cannot clear poison by write (EIO)" % _bus_text(caps),
                       next_step="recreate the namespace or use a bus with clear support", **rng)]
     if off is None:
-        return [_base(eid, bad_range, owner, action="offline_required",
+        return lead + [_base(eid, bad_range, owner, action="offline_required",
                       reason="range is outside the block device data area",
                       steps=["namespace in raw mode or region-level clear"], **rng)]
-    return [_base(eid, bad_range, owner, action="device_write", method="device_write",
+    return lead + [_base(eid, bad_range, owner, action="device_write", method="device_write",
                   device="/dev/%s" % bad_range.get("blockdev"),
                   reason="whole-sector write on the unmounted block device", **rng)]
 

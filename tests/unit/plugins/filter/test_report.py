@@ -73,18 +73,26 @@ def test_listed_range_not_yet_recorded_is_not_clean():
 
 def test_cleared_file_and_offline_free_space():
     s = host_summary({
-        "facts": {"bad_ranges": [brange(), brange("region1@0x90000+0x1000")]},
-        "quarantine": {"open_entries": [file_entry(), free_entry()]},
+        "facts": {"bad_ranges": [brange(), brange("region1@0x90000+0x1000")],
+                  "open_entries": [file_entry(), free_entry()]},
+        "quarantine": {"entries": [{"entry_id": EID_FILE, "marked": ["/mnt/p/db/a"], "skipped": []}]},
         "clear": {
-            "open_entries": [free_entry()],
+            "open_entries": [EID_FREE],
+            "plan": [
+                {"entry_id": EID_FILE, "action": "rewrite", "source": "/golden/a"},
+                {"entry_id": EID_FREE, "action": "offline_required", "reason": "free space on a mounted fs",
+                 "steps": ["unmount /mnt/p", "pmem_clear method=device_write on /dev/pmem1", "mount again"],
+                 "offline_window": False}],
             "results": [
-                {"entry_id": EID_FILE, "action": "rewrite", "method": "rewrite", "path": "/mnt/p/db/a",
-                 "length": 4096, "outcome": "cleared", "source": "/golden/a"},
-                {"entry_id": EID_FREE, "action": "offline_required", "reason": "free space on a mounted fs"},
-            ]}}, "h")
+                {"entry_id": EID_FILE, "action": "rewrite", "status": "cleared", "error": None,
+                 "details": {"method": "rewrite", "path": "/mnt/p/db/a", "length": 4096,
+                             "source": "/golden/a", "sha256": "ab" * 32, "verified": True}}]}}, "h")
     assert [c["id"] for c in s["cleared"]] == [EID_FILE]
     assert s["cleared"][0]["source"] == "/golden/a"
+    assert s["cleared"][0]["sha256"] == "ab" * 32
     assert [e["id"] for e in s["needs_offline_window"]] == [EID_FREE]
+    assert s["needs_offline_window"][0]["steps"][0] == "unmount /mnt/p"
+    assert s["offline_plan"][0]["id"] == EID_FREE
     assert s["needs_decision"] == []
     assert s["status"] == "needs_offline_window"
     assert s["lost_bytes"] == 0  # free space holds no file data
@@ -92,18 +100,21 @@ def test_cleared_file_and_offline_free_space():
 
 def test_failed_clear_is_not_counted_cleared():
     s = host_summary({
-        "facts": {"bad_ranges": [brange()]},
-        "clear": {"open_entries": [file_entry()], "results": [
-            {"entry_id": EID_FILE, "action": "rewrite", "outcome": "clear_failed", "error": "EIO"}]}}, "h")
+        "facts": {"bad_ranges": [brange()], "open_entries": [file_entry()]},
+        "clear": {"open_entries": [EID_FILE], "failed": True, "results": [
+            {"entry_id": EID_FILE, "action": "rewrite", "status": "failed", "error": "rewrite failed: EIO",
+             "details": {"method": "rewrite"}}]}}, "h")
     assert s["cleared"] == []
-    assert s["needs_retry"][0]["reason"] == "EIO"
+    assert s["needs_retry"][0]["reason"] == "rewrite failed: EIO"
     assert not s["clean"]
 
 
 def test_reallocated_file_needs_offline_window():
-    s = host_summary({"facts": {"bad_ranges": [brange()]}, "clear": {
-        "open_entries": [file_entry()],
-        "results": [{"entry_id": EID_FILE, "action": "reallocate", "poison_may_remain": True}]}}, "h")
+    s = host_summary({"facts": {"bad_ranges": [brange()], "open_entries": [file_entry()]}, "clear": {
+        "open_entries": [EID_FILE],
+        "plan": [{"entry_id": EID_FILE, "action": "reallocate", "poison_may_remain": True}],
+        "results": [{"entry_id": EID_FILE, "action": "reallocate", "status": "failed", "error": None,
+                     "details": {"poison_remains_in_free_space": True}}]}}, "h")
     assert [e["id"] for e in s["needs_offline_window"]] == [EID_FILE]
 
 
@@ -221,3 +232,50 @@ def test_entry_known_only_by_id_keeps_its_kind():
     s = host_summary({"facts": {"bad_ranges": []}, "clear": {"open_entries": [EID_META, EID_FILE]}}, "h")
     kinds = dict((e["id"], e["kind"]) for e in s["open_entries"])
     assert kinds == {EID_META: "metadata", EID_FILE: "file"}
+
+
+def lab_first_run():
+    import json
+    import os
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "lab_stock_first_run.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_lab_first_run_real_shapes():
+    """Real results of the four modules on a stock lab guest (XFS + ext4 with DAX, a reflinked
+    pair, one file with a restore source, an owner GETFSMAP could not name)."""
+    data = lab_first_run()
+    s = host_summary(dict(data, failure={"task": "Clear what the policy allows and verify",
+                                         "msg": data["clear"]["msg"]}), "lab")
+    assert s["status"] == "failed"
+    assert [c["path"] for c in s["cleared"]] == ["/mnt/pmem-xfs/db/table.dat"]
+    assert s["cleared"][0]["source"] == "/srv/backup/db/table.dat" and s["cleared"][0]["verified"]
+    paths = sorted(p for e in s["needs_decision"] for p in e["paths"])
+    assert paths == ["/mnt/pmem-ext4/scratch/results.bin", "/mnt/pmem-xfs/logs/app.log",
+                     "/mnt/pmem-xfs/vm/base.img", "/mnt/pmem-xfs/vm/clone.img"]
+    by_path = dict((e["paths"][0], e) for e in s["needs_decision"] if e["paths"])
+    assert by_path["/mnt/pmem-xfs/vm/clone.img"]["shared"] is True
+    assert by_path["/mnt/pmem-xfs/logs/app.log"]["quarantined"] is True
+    assert by_path["/mnt/pmem-xfs/logs/app.log"]["marked"] == ["/mnt/pmem-xfs/logs/app.log"]
+    refused = s["refused"]
+    assert len(refused) == 1 and refused[0]["kind"] == "unknown"
+    assert "resolve the owner" in refused[0]["next_step"]
+    assert s["lost_bytes"] == 4 * 4096
+    assert s["open_by_kind"] == {"file": 4, "unknown": 1}
+
+
+def test_lab_second_run_nothing_new():
+    """Second converge: the ledger holds the open entries, nothing is marked again."""
+    data = lab_first_run()
+    facts = dict(data["facts"], open_entries=[
+        {"id": eid, "state": "open", "history": [{"event": "quarantined"}],
+         "range": {"id": eid.split("|")[0], "length": 4096}}
+        for eid in data["clear"]["open_entries"]])
+    quarantine = {"changed": False, "entries": [], "recorded": []}
+    clear = dict(data["clear"], results=[], changed=False)
+    s = host_summary({"facts": facts, "resolve": data["resolve"], "quarantine": quarantine,
+                      "clear": clear}, "lab")
+    assert s["cleared"] == []
+    assert all(e["quarantined"] for e in s["open_entries"])
+    assert len(s["open_entries"]) == 5

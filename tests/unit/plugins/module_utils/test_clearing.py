@@ -228,3 +228,126 @@ def test_merge_capabilities_given_wins_probe_fills():
                                      "dax_write_clears": False}
     assert m["devices"]["pmem1"]["write_clears"] is False
     assert C.merge_capabilities(probed, {})["devices"] == probed["devices"]
+
+
+def test_accepted_reason_recorded(world):
+    w = world
+    out = C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                      provider=w.provider, policy={"accepted_loss": [str(w.f)]},
+                      accepted_by="ops", accepted_reason="scratch data, regenerated nightly")
+    assert not out["failed"], out["msg"]
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["closure"]["how"] == "accepted_lost"
+    assert entry["closure"]["by"] == "ops"
+    assert entry["closure"]["why"] == "scratch data, regenerated nightly"
+    ev = [h for h in entry["history"] if h["event"] == "accepted_lost"][0]
+    assert ev["details"]["why"] == "scratch data, regenerated nightly"
+    assert ev["details"]["accepted_via"] == "policy.accepted_loss"
+
+
+# ---- verification through the facts core (region + blockdev + ndctl lists) ------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+
+
+@pytest.fixture
+def synth_tree(tmp_path):
+    import sys
+    sys.path.insert(0, FIXTURES)
+    import synth  # pylint: disable=import-error
+    # pmem0's data area starts 10 MiB into region0: blockdev sector 2048 = region sector 22528
+    return synth.build(str(tmp_path), region_bb="22528 8\n", pmem0_bb="2048 8\n")
+
+
+def _pmem0_entry(provider):
+    rng = [r for r in provider.ranges() if r["blockdev"] == "pmem0"][0]
+    assert set(rng["sources"]) >= {"region", "blockdev"}
+    return {"id": "%s|-|ino=free|off=-" % rng["id"], "state": "open",
+            "range": dict((k, rng[k]) for k in L.RANGE_FIELDS if k in rng),
+            "owner": {"kind": "free", "range_id": rng["id"]}, "history": [], "closure": None}
+
+
+def test_topology_provider_counts_region_list(synth_tree):
+    bb = os.path.join(synth_tree["sysfs_root"], "block", "pmem0", "badblocks")
+    p = C.TopologyBadblocks(ndctl=None, as_root=True, **synth_tree)
+    entry = _pmem0_entry(p)
+    assert C.verify(entry, p)
+    with open(bb, "w") as f:
+        f.write("")  # the block-device entry went away ...
+    p.notify_written("pmem0", 0, 0)
+    still = C.verify(entry, p)
+    assert still and still[0]["sources"] == ["region"]  # ... the region list still has it
+    rfile = [os.path.join(d, "badblocks") for d, _s, files in os.walk(synth_tree["sysfs_root"])
+             if d.endswith("/region0") and "badblocks" in files][0]
+    with open(rfile, "w") as f:
+        f.write("")
+    p.invalidate()
+    assert C.verify(entry, p) == []
+
+
+def test_topology_provider_counts_ndctl_list(synth_tree):
+    for d, _s, files in os.walk(synth_tree["sysfs_root"]):
+        if "badblocks" in files:
+            with open(os.path.join(d, "badblocks"), "w") as f:
+                f.write("")
+    nd = {"regions": [{"dev": "region0", "badblocks": [{"offset": 22528, "length": 8}]}]}
+    p = C.TopologyBadblocks(ndctl=nd, as_root=True, **synth_tree)
+    rng = p.ranges()[0]
+    assert rng["sources"] == ["ndctl"]
+    entry = {"id": "x", "range": {"region": "region0", "region_offset": rng["region_offset"],
+                                  "length": 4096, "id": rng["id"]}}
+    assert [r["id"] for r in C.verify(entry, p)] == [rng["id"]]
+    off = {"region": "region0", "region_offset": rng["region_offset"] + 4096, "length": 4096}
+    assert C.verify({"id": "y", "range": off}, p) == []
+
+
+def test_clear_still_in_region_list_is_failure(synth_tree, tmp_path):
+    """ndctl clear-errors 'succeeds' but the region list still reports the range: failed,
+    recorded as clear_failed, entry open, message names device, range, lists and next step."""
+    p = C.TopologyBadblocks(ndctl=None, as_root=True, **synth_tree)
+    entry = _pmem0_entry(p)
+    ledger_path = str(tmp_path / "l" / "ledger.json")
+    led = L.empty_ledger("h")
+    led["entries"].append(entry)
+    L.save(ledger_path, led)
+    bb = os.path.join(synth_tree["sysfs_root"], "block", "pmem0", "badblocks")
+
+    def runner(argv):
+        with open(bb, "w") as f:
+            f.write("")  # only the block-device list is emptied
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+    action = {"action": "ndctl_clear", "entry_id": entry["id"], "range_id": entry["range"]["id"]}
+    with L.LedgerStore(ledger_path) as store:
+        res = C.execute(store, action, p, runner=runner)
+    assert res["status"] == "failed"
+    assert "still listed" in res["error"] and "region list" in res["error"]
+    assert "pmem0" in res["error"] and entry["range"]["id"] in res["error"]
+    assert "Next step" in res["error"] or "next step" in res["error"].lower()
+    saved = L.load(ledger_path)["entries"][0]
+    assert saved["state"] == "open"
+    assert [h["event"] for h in saved["history"]][-2:] == ["clear_planned", "clear_failed"]
+
+
+def test_device_write_goes_through_the_partition(tmp_path):
+    """A range inside pmem9p2 is written through /dev/pmem9p2 at the partition offset (the
+    other partitions of the disk may stay mounted)."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    (dev / "pmem9p2").write_bytes(b"\xff" * 65536)
+    proc = tmp_path / "proc" / "self"
+    proc.mkdir(parents=True)
+    (proc / "mountinfo").write_text("")
+    bb = tmp_path / "bb.json"
+    part_start = 1 << 20
+    bb.write_text(json.dumps({"devices": {"pmem9": [[(part_start + 8192) // 512, 8]]}}))
+    entry = {"id": "e", "owner": {"kind": "free"}, "closure": None,
+             "range": {"id": "r", "blockdev": "pmem9", "partition": "pmem9p2",
+                       "blockdev_offset": part_start + 8192, "partition_offset": 8192,
+                       "length": 4096}}
+    p = C.FileBadblocks(str(bb))
+    out = C.device_write(entry, p, dev_root=str(dev), proc_root=str(tmp_path / "proc"))
+    assert out["device"] == str(dev / "pmem9p2") and out["offset"] == 8192
+    data = (dev / "pmem9p2").read_bytes()
+    assert data[8192:12288] == b"\0" * 4096
+    assert data[:8192] == b"\xff" * 8192 and data[12288:] == b"\xff" * (65536 - 12288)
+    assert C.verify(entry, p) == []

@@ -215,6 +215,7 @@ def test_stock_poison_unprivileged():
     (["namespace1.0"], ["region1@0x8101000+0x1000"]),
     (["ndbus1"], ["region1@0x8101000+0x1000"]),
     (["dax0.1"], []),
+    (["pfn0.0"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000"]),
     (["region0", "pmem1"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000", "region1@0x8101000+0x1000"]),
 ])
 def test_devices_filter(devices, ids):
@@ -245,28 +246,35 @@ def fake_ledger(monkeypatch):
     return mod
 
 
-def test_open_entries_make_host_unclean(fake_ledger):
+def test_open_entries_make_host_unclean(fake_ledger, tmp_path):
+    ledger = tmp_path / "ledger.json"
+    ledger.write_text("{}")
     fake_ledger.read_open_entries = lambda path: [{"id": "x", "state": "open", "path": path}]
-    got = gather("stock-clean", ledger_path="/var/lib/pmem-poison/ledger.json")
-    assert got["open_entries"] == [{"id": "x", "state": "open", "path": "/var/lib/pmem-poison/ledger.json"}]
+    got = gather("stock-clean", ledger_path=str(ledger))
+    assert got["open_entries"] == [{"id": "x", "state": "open", "path": str(ledger)}]
     assert got["clean"] is False
 
 
-def test_unreadable_ledger_is_an_error(fake_ledger):
+def test_unreadable_ledger_is_an_error(fake_ledger, tmp_path):
+    ledger = str(tmp_path / "ledger.json")
+    with open(ledger, "w") as handle:
+        handle.write("{")
+
     def boom(path):
         raise GatherError("ledger is corrupt", device=path, next_step="restore it from backup")
     fake_ledger.read_open_entries = boom
-    got = gather("stock-clean", ledger_path="/x/ledger.json")
+    got = gather("stock-clean", ledger_path=ledger)
     assert got["clean"] is False
-    assert got["errors"] == [{"device": "ledger", "file": "/x/ledger.json",
-                              "message": "/x/ledger.json: ledger is corrupt. Next step: restore it from backup"}]
+    assert got["errors"] == [{"device": "ledger", "file": ledger,
+                              "message": "%s: ledger is corrupt. Next step: restore it from backup" % ledger}]
 
 
-def test_missing_ledger_module(monkeypatch):
+def test_missing_ledger_module(monkeypatch, tmp_path):
     import ansible_collections.pmem.poison.plugins.module_utils._pmem as pkg
     monkeypatch.setitem(sys.modules, "ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger", None)
     monkeypatch.delattr(pkg, "ledger", raising=False)
-    got = gather("stock-clean", ledger_path="/x/ledger.json")
+    (tmp_path / "ledger.json").write_text("{}")
+    got = gather("stock-clean", ledger_path=str(tmp_path / "ledger.json"))
     assert got["clean"] is True
     assert got["warnings"] == ["ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"]
 
@@ -310,3 +318,39 @@ def test_truncated_list_warns(tmp_path):
 def test_facts_are_json():
     json.dumps(gather("stock-poison"))
     json.dumps(gather("stock-poison", as_root=False))
+
+
+def test_absent_ledger_does_not_load_ledger_module(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger", None)
+    assert facts.read_open_entries(str(tmp_path / "absent.json")) == ([], None, None)
+
+
+# -- the molecule/badblocks layout (stock): e820 GPT p1 XFS + p2 ext4, QEMU-NVDIMM XFS, devdax ----------
+
+def test_stock_layout_poison_matches_injection_log():
+    got = gather("stock-layout-poison")
+    with open(os.path.join(FIXTURES, "stock-layout-poison", "injected.jsonl")) as handle:
+        injected = [json.loads(line) for line in handle if line.strip()]
+    assert got["errors"] == [] and got["warnings"] == []
+    assert [r["id"] for r in got["bad_ranges"]] == [
+        "region0@0xa1b000+0x1000", "region1@0xc800+0x200", "region1@0x219000+0x1000", "region1@0x16ce2000+0x1000"]
+    assert len(injected) == len(got["bad_ranges"])
+    for item in injected:
+        (rng,) = [r for r in got["bad_ranges"] if r["blockdev"] == item["device"]
+                  and r["blockdev_offset"] == item["offset"]]
+        ns = got["namespaces"][rng["namespace"]]
+        assert rng["length"] == item["length"]
+        assert rng["namespace"] == item["namespace"]
+        assert rng["absolute"] == ns["data_start"] + item["offset"]
+        assert rng["region_offset"] == rng["absolute"] - got["regions"][rng["region"]]["resource"]
+        if item["file"]:
+            assert rng["area"] == "data"
+            assert rng["filesystem"]["offset"] == item["fs_sector"] * 512
+            assert item["file"].startswith(rng["filesystem"]["mountpoint"] + "/")
+            if item["partition_start_sector"]:
+                assert rng["partition_offset"] == item["offset"] - item["partition_start_sector"] * 512
+        else:
+            assert (rng["area"], rng["partition"], rng["filesystem"]) == ("outside_partition", None, None)
+    assert got["bad_ranges"][2]["partition"] == "pmem1p1" and got["bad_ranges"][3]["partition"] == "pmem1p2"
+    assert got["bad_ranges"][2]["filesystem"]["fstype"] == "xfs"
+    assert got["bad_ranges"][3]["filesystem"]["fstype"] == "ext4"

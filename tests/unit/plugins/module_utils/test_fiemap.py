@@ -58,6 +58,13 @@ def test_rangeset_matches_a_set_model(ranges, removals):
     for s, e, t in rs.items:
         got |= set((b, t) for b in range(s, e))
     assert got == model
+    # the bisect index stays in step with the items (remove splices, it does not rebuild)
+    assert rs.starts == [i[0] for i in rs.items] == sorted(rs.starts)
+    for q in range(0, 1100, 37):
+        seen = set()
+        for s, e, t in rs.overlapping(q, q + 40):
+            seen |= set((b, t) for b in range(s, e))
+        assert seen == set((b, t) for b, t in model if q <= b < q + 40)
 
 
 def test_scan_on_tmpdir_reports_errors_not_raises(tmp_path):

@@ -161,3 +161,51 @@ def test_merge_adjacent_pieces():
     c = O.new_owner("file", "r", inode=6, file_offset=0, length=10, fs_offset=12388)
     out = O._merge([a, b, c])
     assert [(o["inode"], o["length"], o["repair_length"]) for o in out] == [(5, 4196, 8192), (6, 10, 4096)]
+
+
+def test_ext4_candidates_one_catastrophic_call_each():
+    """Mounted-ext4 candidates: one argument-list debugfs -c -R call per step (no shell), output of
+    debugfs 1.47 parsed ("//name" from ncheck on the root directory is normalised)."""
+    calls = []
+    replies = {"icheck": "Block\tInode number\n37379\t12\n1\t<block not found>\n40000\t8\n",
+               "ncheck": "Inode\tPathname\n12\t//a\n12\t//a2\n13\t/d/x\n"}
+
+    def run(argv, stdin=None):
+        calls.append((argv, stdin))
+        return 0, replies[argv[3].split()[0]], "debugfs 1.47.0 (5-Feb-2023)\n"
+    assert OFF.ext4_icheck("/dev/pmem0p2", [40000, 37379, 1, 37379], run=run,
+                           debugfs="/usr/sbin/debugfs") == {37379: 12, 1: None, 40000: 8}
+    assert OFF.ext4_ncheck("/dev/pmem0p2", [13, 12], run=run) == {12: ["/a", "/a2"],
+                                                                    13: ["/d/x"]}
+    assert calls == [(["/usr/sbin/debugfs", "-c", "-R", "icheck 1 37379 40000", "/dev/pmem0p2"],
+                      None),
+                     (["debugfs", "-c", "-R", "ncheck -c 12 13", "/dev/pmem0p2"], None)]
+    assert OFF.ext4_icheck("/dev/x", [], run=run) == {} and len(calls) == 2
+
+
+def test_ext4_candidates_long_requests_go_through_stdin_of_one_process(monkeypatch):
+    monkeypatch.setattr(OFF, "DEBUGFS_ARG_MAX", 50)
+    calls = []
+
+    def run(argv, stdin=None):
+        calls.append((argv, stdin))
+        lines = ["debugfs: " + c + "\nBlock\tInode number\n" +
+                 "".join("%s\t%d\n" % (b, 20) for b in c.split()[1:])
+                 for c in stdin.splitlines()]
+        return 0, "".join(lines), ""
+    got = OFF.ext4_icheck("/dev/x", range(1000, 1600), run=run)
+    assert got == dict((b, 20) for b in range(1000, 1600))
+    (argv, stdin), = calls
+    assert argv == ["debugfs", "-c", "-f", "-", "/dev/x"]
+    assert [len(line.split()) - 1 for line in stdin.splitlines()] == [256, 256, 88]
+
+
+def test_ext4_candidates_tool_failure_is_an_offline_error():
+    def run(argv, stdin=None):
+        return 1, "", "debugfs: Bad magic number in super-block while opening filesystem\n"
+    try:
+        OFF.ext4_icheck("/dev/x", [1], run=run)
+    except OFF.OfflineError as e:
+        assert "Bad magic" in str(e)
+    else:
+        raise AssertionError("no OfflineError")

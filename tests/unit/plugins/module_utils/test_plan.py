@@ -183,3 +183,18 @@ def test_dax_write_cannot_clear_refused():
     assert acts[-1]["action"] == "refuse" and "without dax" in acts[-1]["next_step"]
     acts = run(brange(dax=False), fowner(), {"restore_sources": {"/mnt/p/db/a": "/b/a"}}, caps)
     assert acts[-1]["action"] == "rewrite"
+
+
+def test_raw_namespace_accepted_by_device_path_then_ndctl():
+    """Raw namespace data: left open unless accepted; accepted_loss may name the device path
+    (or a glob over it); then accept_loss comes before the clear."""
+    nfit = {"kernel": "6.1.0", "devices": {"pmem1": {"bus_kind": "nfit_test",
+                                                     "write_clears": True, "ndctl_clear": True}}}
+    owner = {"kind": "raw", "range_id": brange()["id"], "device": "/dev/pmem1"}
+    acts = run(brange(mounted=False), owner, caps=nfit, policy={"method": {"raw": "ndctl"}})
+    assert kinds(acts)[-1] == "record"
+    for item in ("/dev/pmem1", "/dev/pmem*", L.entry_id(owner["range_id"], owner)):
+        acts = run(brange(mounted=False), owner, caps=nfit,
+                   policy={"method": {"raw": "ndctl"}, "accepted_loss": [item]})
+        assert kinds(acts)[-2:] == ["accept_loss", "ndctl_clear"], (item, kinds(acts))
+        assert acts[-1]["namespace"] == "namespace1.0"

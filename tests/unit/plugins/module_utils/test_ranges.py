@@ -128,7 +128,9 @@ def test_merge_idempotent_commutative_covering(intervals, rnd):
 # -- translation over a hand-made topology ------------------------------------------------
 
 def _topo(root=True, partitioned=True, mode="fsdax"):
-    res = lambda v: v if root else None  # noqa: E731
+    def res(value):
+        return value if root else None
+
     topo = {
         "kernel": "6.1.0", "gathered_as_root": root,
         "buses": {"ndbus0": {"name": "ndbus0", "provider": "e820", "regions": ["region0"]}},
@@ -147,8 +149,8 @@ def _topo(root=True, partitioned=True, mode="fsdax"):
         topo["blockdevs"]["pmem0"] = {"name": "pmem0", "namespace": "namespace0.0", "badblocks": [],
                                       "partitions": {}}
         if partitioned:
-            topo["blockdevs"]["pmem0"]["partitions"]["pmem0p1"] = {"name": "pmem0p1", "start": 1 << 20,
-                                                                  "size": 100 << 20}
+            topo["blockdevs"]["pmem0"]["partitions"]["pmem0p1"] = {
+                "name": "pmem0p1", "start": 1 << 20, "size": 100 << 20}
             topo["mounts"].append({"device": "/dev/pmem0p1", "blockdev": "pmem0", "partition": "pmem0p1",
                                    "mountpoint": "/mnt", "fstype": "xfs", "dax": True})
     return topo

@@ -40,6 +40,7 @@ def test_gathers_facts(capsys, monkeypatch):
     code, out = run(capsys, monkeypatch, {})
     assert code == 0
     assert out["changed"] is False
+    assert 0 <= out["elapsed"] < 5
     pmem = out["ansible_facts"]["pmem"]
     assert [r["id"] for r in pmem["bad_ranges"]] == [
         "region0@0xa0c800+0x200", "region0@0xb1a000+0x1000", "region1@0x8101000+0x1000"]
@@ -155,3 +156,20 @@ def test_argument_spec_matches_documentation():
         "filesystem"}
     caps = set(ret["ansible_facts"]["contains"]["pmem"]["contains"]["capabilities"]["contains"])
     assert caps == set(gathered["capabilities"])
+
+
+def test_auto_skips_ndctl_on_empty_lists(capsys, monkeypatch, tmp_path):
+    marker = tmp_path / "ran"
+    fake = tmp_path / "ndctl"
+    fake.write_text("#!/bin/sh\ntouch %s\necho '[]'\n" % marker)
+    fake.chmod(0o755)
+    code, out = run(capsys, monkeypatch, {"use_ndctl": "auto"}, fixture="stock-clean", ndctl_path=str(fake))
+    assert code == 0 and not marker.exists()
+    assert out["ansible_facts"]["pmem"]["ndctl"]["used"] is False
+    assert "nothing for ndctl to add" in out["ansible_facts"]["pmem"]["ndctl"]["skipped"]
+    code, out = run(capsys, monkeypatch, {"use_ndctl": "always"}, fixture="stock-clean", ndctl_path=str(fake))
+    assert code == 0 and marker.exists()
+    assert out["ansible_facts"]["pmem"]["ndctl"] == {"used": True, "executable": str(fake)}
+    marker.unlink()
+    code, out = run(capsys, monkeypatch, {"use_ndctl": "auto"}, fixture="stock-poison", ndctl_path=str(fake))
+    assert marker.exists()  # lists have entries: ndctl runs

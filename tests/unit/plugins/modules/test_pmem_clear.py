@@ -92,3 +92,30 @@ def test_module_locked(setup, tmp_path):
         assert res["failed"] and "locked" in res["msg"] and "pid %d" % os.getpid() in res["msg"]
     finally:
         store.release()
+
+
+def test_module_accepted_by_and_reason(setup, tmp_path):
+    """accepted_reason goes into the closure's why; accepted_by alone still works (old use)."""
+    f, args, env = setup
+    del args["source"]
+    args["policy"] = {"accepted_loss": [str(f)]}
+    args["accepted_by"] = "jdoe"
+    args["accepted_reason"] = "scratch data, regenerated nightly"
+    res, p = run_module("pmem_clear", args, tmp_path, env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    closure = L.load(args["ledger_path"])["entries"][0]["closure"]
+    assert closure["how"] == "accepted_lost" and closure["by"] == "jdoe"
+    assert closure["why"] == "scratch data, regenerated nightly"
+    assert f.read_bytes()[4096:8192] == b"\0" * 4096  # zeros over the accepted loss
+
+
+def test_module_accepted_by_without_reason_keeps_old_default(setup, tmp_path):
+    f, args, env = setup
+    del args["source"]
+    args["policy"] = {"accepted_loss": [str(f)]}
+    args["accepted_by"] = "ops: smuggled reason"
+    res, p = run_module("pmem_clear", args, tmp_path, env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    closure = L.load(args["ledger_path"])["entries"][0]["closure"]
+    assert closure["by"] == "ops: smuggled reason"
+    assert closure["why"] == "listed in policy.accepted_loss"

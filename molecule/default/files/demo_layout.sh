@@ -1,0 +1,112 @@
+#!/bin/bash
+# The remediate story on a stock lab guest (run as root on the guest; scripts/demo.sh pipes it over
+# SSH, molecule/default/prepare.yml runs it as one task). Idempotent: a second run prints the
+# recorded layout and does nothing. Prints one JSON object on stdout (also /etc/pmem-demo/layout.json).
+#
+# Layout (kernel 6.1 refuses "-o dax" for a reflink XFS on a partition, so each filesystem gets a
+# whole device):
+#   e820 pmem (a page-aligned write clears poison)  XFS reflink=1,rmapbt=1  -o dax  /mnt/pmem-xfs
+#   QEMU NVDIMM fsdax (a write cannot clear)        ext4 -b 4096            -o dax  /mnt/pmem-ext4
+# Files (64 KiB each) and the poison (one 4 KiB page each, written to /sys/block/pmemX/badblocks):
+#   /mnt/pmem-xfs/db/table.dat      page 2; known-good copy /srv/backup/db/table.dat -> restored
+#   /mnt/pmem-xfs/logs/app.log      page 1; no copy                                  -> quarantined
+#   /mnt/pmem-xfs/vm/base.img       page 3; shared with vm/clone.img (cp --reflink)  -> both quarantined
+#   /mnt/pmem-ext4/scratch/results.bin  page 0; no copy                              -> quarantined
+#   free space in the middle of the ext4 filesystem's last free extent              -> offline window
+set -euo pipefail
+exec 3>&1 1>&2
+state=/etc/pmem-demo
+if [[ -s $state/layout.json ]]; then
+  cat "$state/layout.json" >&3
+  exit 0
+fi
+die() {
+  echo "demo_layout: $*" >&2
+  exit 1
+}
+pick() { # PROVIDER MODE -> first block device of that bus and mode
+  ndctl list -N -R -B | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for b in (d if isinstance(d, list) else [d]):
+    if b.get("provider") != sys.argv[1]:
+        continue
+    for r in b.get("regions", []):
+        for n in sorted(r.get("namespaces", []), key=lambda n: n["dev"]):
+            if n.get("mode") == sys.argv[2] and n.get("blockdev"):
+                print(n["blockdev"])
+                sys.exit(0)
+' "$1" "$2"
+}
+e820=$(pick e820 fsdax)
+nvdimm=$(pick ACPI.NFIT fsdax)
+[[ -n $e820 && -n $nvdimm ]] || die "need the e820 pmem and the QEMU NVDIMM fsdax namespace (stock lab)"
+
+for m in /mnt/pmem-xfs /mnt/pmem-ext4; do
+  if mountpoint -q "$m"; then umount "$m"; fi
+done
+wipefs -q -a "/dev/$e820" "/dev/$nvdimm"
+blockdev --rereadpt "/dev/$e820" 2>/dev/null || true
+TEST_DIR=/tmp TEST_DEV="/dev/$e820" QA_CHECK_FS=xfs mkfs.xfs -q -f -m reflink=1,rmapbt=1 -L pmem-xfs "/dev/$e820"
+mkfs.ext4 -q -F -b 4096 -L pmem-ext4 "/dev/$nvdimm"
+mkdir -p /mnt/pmem-xfs /mnt/pmem-ext4
+mount -o dax "/dev/$e820" /mnt/pmem-xfs
+mount -o dax "/dev/$nvdimm" /mnt/pmem-ext4
+
+mkdir -p /mnt/pmem-xfs/db /mnt/pmem-xfs/logs /mnt/pmem-xfs/vm /mnt/pmem-ext4/scratch /srv/backup/db
+for f in /mnt/pmem-xfs/db/table.dat /mnt/pmem-xfs/logs/app.log /mnt/pmem-xfs/vm/base.img \
+  /mnt/pmem-ext4/scratch/results.bin; do
+  head -c 65536 /dev/urandom >"$f"
+done
+cp --reflink=always /mnt/pmem-xfs/vm/base.img /mnt/pmem-xfs/vm/clone.img
+cp /mnt/pmem-xfs/db/table.dat /srv/backup/db/table.dat
+sync
+
+inject() { # DEVICE SECTOR (whole-device 512-byte sectors): one 4 KiB page
+  echo "$2 8" >"/sys/block/$1/badblocks"
+  printf '{"device": "%s", "sector": %d, "sectors": 8, "offset": %d, "length": 4096}' "$1" "$2" "$(($2 * 512))"
+}
+file_sector() { # FILE OFFSET -> device sector of that file offset (FIEMAP, 512-byte units)
+  xfs_io -r -c 'fiemap -v' "$1" | awk -v s=$(($2 / 512)) '
+    $1 ~ /^[0-9]+:$/ && $3 != "hole" {
+      split($2, l, /[][.:]+/); split($3, p, /[.:]+/)
+      if (s >= l[2] && s <= l[3]) { print p[1] + (s - l[2]); exit }
+    }'
+}
+inject_file() { # FILE OFFSET DEVICE
+  local s
+  s=$(file_sector "$1" "$2")
+  [[ $s =~ ^[0-9]+$ ]] || die "offset $2 of $1 is not allocated"
+  printf '"%s": ' "$1"
+  inject "$3" "$s"
+}
+# Free space: the middle of the ext4 filesystem's last free extent (GETFSMAP via xfs_io: lines
+# "N: MAJ:MIN [start..end]: free space LEN" in 512-byte units). On XFS, kernel 6.1's GETFSMAP
+# returns nothing for a query that lies inside a free extent, so the free range goes on ext4.
+free_sector=$(xfs_io -c fsmap /mnt/pmem-ext4 | awk '/free space/ { split($3, a, /[][.:]+/); s = a[2]; e = a[3] }
+  END { if (e != "") print int((s + e) / 2 / 8) * 8 }')
+[[ $free_sector =~ ^[0-9]+$ ]] || die "no free-space extent found on /mnt/pmem-ext4"
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+{
+  printf '{"devices": {"xfs": "%s", "ext4": "%s"},\n' "$e820" "$nvdimm"
+  printf ' "sha256": {"/mnt/pmem-xfs/db/table.dat": "%s", "/srv/backup/db/table.dat": "%s"},\n' \
+    "$(sha /mnt/pmem-xfs/db/table.dat)" "$(sha /srv/backup/db/table.dat)"
+  printf ' "poison": {'
+  inject_file /mnt/pmem-xfs/db/table.dat 8192 "$e820"
+  printf ', '
+  inject_file /mnt/pmem-xfs/logs/app.log 4096 "$e820"
+  printf ', '
+  inject_file /mnt/pmem-xfs/vm/base.img 12288 "$e820"
+  printf ', '
+  inject_file /mnt/pmem-ext4/scratch/results.bin 0 "$nvdimm"
+  printf ', "free": '
+  inject "$nvdimm" "$free_sector"
+  printf '}}\n'
+} >/tmp/pmem-demo-layout.json
+sync
+echo 3 >/proc/sys/vm/drop_caches
+mkdir -p "$state"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(json.dumps(d, sort_keys=True))' \
+  /tmp/pmem-demo-layout.json >"$state/layout.json"
+cat "$state/layout.json" >&3

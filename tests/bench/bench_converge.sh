@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Benchmark: converge time of the remediate playbook on a CLEAN host divided by `ansible -m ping`
+# time, both measured in the same run against the same lab guest (issue 6). Asserts nothing.
+#
+# usage: tests/bench/bench_converge.sh [LAB_NAME]
+#   LAB_NAME      a running lab instance (lab/up.sh FLAVOUR NAME) with no known poison; without it a
+#                 fresh stock instance "bench-conv-<pid>" is started from the snapshot and stopped on exit.
+#   BENCH_RUNS=N  repetitions (default 3), ping and converge interleaved; medians are printed.
+# Converge = `ansible-playbook pmem.poison.remediate` as an operator runs it (report written to a
+# temporary directory on the controller). Also printed: the module invocations the converge made on
+# the host (a clean host must cost exactly one: pmem_badblocks).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+# shellcheck source=/dev/null
+source scripts/env.sh
+runs=${BENCH_RUNS:-3}
+name=${1:-}
+tmp=$(mktemp -d /tmp/pmem-bench-converge.XXXXXX)
+started=
+cleanup() {
+  if [[ -n $started ]]; then lab/down.sh "$name" >/dev/null 2>&1 || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if [[ -z $name ]]; then
+  name=bench-conv-$$
+  started=1
+  lab/up.sh stock "$name" >/dev/null
+fi
+inv=lab/.run/$name/inventory.yml
+[[ -f $inv ]] || {
+  echo "no inventory for lab instance $name ($inv)" >&2
+  exit 1
+}
+export ANSIBLE_HOST_KEY_CHECKING=False
+
+python3 - "$inv" "$runs" "$tmp" <<'PY'
+import json, os, statistics, subprocess, sys, time
+inv, runs, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal")
+cmds = {
+    "ping": ["ansible", "all", "-i", inv, "-m", "ansible.builtin.ping"],
+    "converge": ["ansible-playbook", "-i", inv, "pmem.poison.remediate",
+                 "-e", "pmem_poison_report_dir=%s/report" % tmp],
+}
+times = {k: [] for k in cmds}
+for i in range(runs + 1):  # run 0 warms up SSH, caches and the guest's page cache; not counted
+    for key, cmd in cmds.items():
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, env=env)
+        dt = time.monotonic() - t0
+        if proc.returncode != 0:
+            sys.exit("%s failed (rc %d):\n%s" % (key, proc.returncode, proc.stdout[-3000:]))
+        if i:
+            times[key].append(dt)
+
+# one more converge with a small callback that lists the modules run on the host (not skipped)
+cbdir = os.path.join(tmp, "callback_plugins")
+os.makedirs(cbdir, exist_ok=True)
+with open(os.path.join(cbdir, "pmem_count_modules.py"), "w") as f:
+    f.write("""
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "pmem_count_modules"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_runner_on_ok(self, result):
+        action = result._task.action or ""
+        with open(%r, "a") as out:
+            if action.startswith("pmem.poison.") and not result._task.delegate_to:
+                out.write("module " + action + "\\n")
+            if result._result.get("changed"):
+                out.write("changed " + action + "\\n")
+""" % os.path.join(tmp, "modules.txt"))
+proc = subprocess.run(cmds["converge"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                      universal_newlines=True,
+                      env=dict(env, ANSIBLE_CALLBACK_PLUGINS=cbdir,
+                               ANSIBLE_CALLBACKS_ENABLED="pmem_count_modules"))
+if proc.returncode != 0:
+    sys.exit("converge failed:\n" + proc.stdout[-3000:])
+try:
+    lines = [line.split() for line in open(os.path.join(tmp, "modules.txt"))]
+except IOError:
+    lines = []
+modules = [a for k, a in lines if k == "module"]
+changed = len([a for k, a in lines if k == "changed"])
+host = os.path.basename(os.path.dirname(inv))
+
+ping = statistics.median(times["ping"])
+conv = statistics.median(times["converge"])
+print("lab instance %s, %d runs each (after one warm-up), medians" % (host, runs))
+print("  ansible -m ping                      %6.2f s   (%s)" % (ping, " ".join("%.2f" % t for t in times["ping"])))
+print("  ansible-playbook pmem.poison.remediate %4.2f s   (%s)" % (conv, " ".join("%.2f" % t for t in times["converge"])))
+print("  ratio converge / ping                %6.2f" % (conv / ping))
+print("  module invocations on the clean host: %d (%s); changed=%s" % (
+    len(modules), ", ".join(modules) or "none", changed))
+PY
