@@ -23,7 +23,7 @@ LAB_DIR := $(REPO)/lab
 -include $(REPO)/lab/lab.mk
 -include $(REPO)/tests/bench/bench.mk
 
-.PHONY: help deps venv seed-ansible-test sanity units lint host molecule test demo clean
+.PHONY: lab-build-all help deps venv seed-ansible-test sanity units lint host molecule test demo clean
 
 help:
 	@echo "make demo            boot the lab, poison files, converge, print the report"
@@ -97,10 +97,15 @@ molecule: venv
 	  echo "==> molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
-test: deps venv sanity units lint host lab-build molecule lab-selftest
+# Both lab flavours, built once and then taken from the cache (seconds).
+lab-build-all:
+	for f in stock nfit_test; do $(LAB_DIR)/build.sh "$$f"; done
+
+test: deps venv sanity units lint host lab-build-all molecule lab-selftest
 	@echo "==> make test: all stages passed"
 
-demo: deps venv lab-build
+demo: deps venv
+	$(LAB_DIR)/build.sh stock
 	$(ENV) cd $(REPO) && bash scripts/demo.sh
 
 clean:

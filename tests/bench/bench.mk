@@ -5,6 +5,14 @@ PMEM_BENCH_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PMEM_BENCH_REPO := $(abspath $(PMEM_BENCH_DIR)/../..)
 BENCH_PYTHON ?= $(PMEM_BENCH_REPO)/.venv/bin/python
 
-.PHONY: bench
-bench:
+.PHONY: bench bench-resolve bench-lab
+# Owner resolution on loop devices, then the two lab benchmarks (facts on a clean host and the
+# remediate converge, each against `ansible -m ping` measured in the same run).
+bench: bench-resolve bench-lab
+
+bench-resolve:
 	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec $(BENCH_PYTHON) tests/bench/bench_resolve.py'
+
+bench-lab:
+	$(PMEM_BENCH_REPO)/lab/build.sh stock
+	cd $(PMEM_BENCH_REPO) && bash tests/bench/bench_badblocks.sh && bash tests/bench/bench_converge.sh

@@ -19,16 +19,18 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import Ga
 from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+sys.path.insert(0, FIXTURES)
+from loader import fixture_root  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def run(capsys, monkeypatch, args, fixture="stock-poison", roots=None, ndctl_path=None):
-    base = os.path.join(FIXTURES, fixture)
+    base = fixture_root(fixture)
     monkeypatch.setattr(pmem_badblocks, "ROOTS", roots or {
         "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
         "dev_root": os.path.join(base, "dev")})
     monkeypatch.setattr(_topology, "find_ndctl", lambda: ndctl_path)
     args = dict(args)
-    args.setdefault("ledger_path", os.path.join(base, "no-ledger.json"))
+    args.setdefault("ledger_path", os.path.join(base, "no-ledger.json"))  # absent: no entries
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exc:
             pmem_badblocks.main()
@@ -96,7 +98,6 @@ def test_scrub_unsupported_bus(capsys, monkeypatch):
 
 
 def test_scrub_runs(capsys, monkeypatch, tmp_path):
-    sys.path.insert(0, FIXTURES)
     import synth  # pylint: disable=import-outside-toplevel
     roots = synth.build(str(tmp_path))
     scrub = os.path.join(roots["sysfs_root"], "bus", "nd", "devices", "ndbus1", "nfit", "scrub")
