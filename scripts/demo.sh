@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # make demo: the remediate story on the emulated-pmem lab, end to end.
 #   1. boot a stock lab instance from its snapshot (lab/up.sh)
 #   2. lay out XFS (reflink) and ext4, both -o dax, write files, keep a known-good copy of one, and

@@ -28,7 +28,7 @@ description:
   - One range failing (outside the device, unreadable, unsupported filesystem) never stops the
     others; it gets its own RV(results[].error) or an V(unknown) owner with a reason.
 author:
-  - pmem.poison contributors
+  - pmem.poison contributors (@pmem-poison)
 options:
   bad_ranges:
     description:

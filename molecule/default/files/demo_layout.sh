@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The remediate story on a stock lab guest (run as root on the guest; scripts/demo.sh pipes it over
 # SSH, molecule/default/prepare.yml runs it as one task). Idempotent: a second run prints the
 # recorded layout and does nothing. Prints one JSON object on stdout (also /etc/pmem-demo/layout.json).

@@ -407,6 +407,8 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
     try:
         geom = _fsmap.xfs_geometry(fd) if fs["fstype"] == "xfs" else None
         fs_size = geom["size"] if geom else None
+        agsize = geom["agblocks"] * geom["blocksize"] if geom and geom.get("agblocks") else None
+        size_probe = [fs_size is not None]  # ext*: the superblock is read only when needed
         pending = []        # (start, end, tag) for the FIEMAP pass
         fsmap_note = None
         fast = None
@@ -420,13 +422,22 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                 continue
             try:
                 recs = _fsmap.owners_of(fd, t.offset, t.offset + t.length)
+                if _fsmap._gaps(t.offset, t.offset + t.length, [
+                        (r["overlap_start"], r["overlap_start"] + r["overlap_length"])
+                        for r in recs]):
+                    # bytes the point query left unaccounted: widen before calling them unknown
+                    if not size_probe[0]:
+                        size_probe[0] = True
+                        fs_size = _ext_fs_size(fs, dev_root)
+                    recs, unaccounted = _fsmap.owners_covering(
+                        fd, t.offset, t.offset + t.length, agsize=agsize, fs_size=fs_size)
+                else:
+                    unaccounted = []
             except _fsmap.FsmapUnsupported as e:
                 fsmap_note = "GETFSMAP unavailable (%s): file owners from FIEMAP only" % e
                 pending.append((t.offset, t.offset + t.length, t))
                 continue
-            covered = []
             for r in recs:
-                covered.append((r["overlap_start"], r["overlap_start"] + r["overlap_length"]))
                 if r["kind"] == "unknown":
                     pending.append((r["overlap_start"], r["overlap_start"] + r["overlap_length"], t))
                     continue
@@ -435,10 +446,10 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                     p["metadata_kind"] = _fsmap.refine_xfs_header(r["overlap_start"], geom) or \
                         ("sb" if fs["fstype"] != "xfs" else "fs_headers")
                 t.result["owners"].append(_piece_to_owner(t, fs, p))
-            for lo, hi in _offline._gaps(t.offset, t.offset + t.length, covered):
+            for lo, hi in unaccounted:
                 t.result["owners"].append(new_owner(
                     "unknown", t.rid, fs, length=hi - lo, fs_offset=lo,
-                    reason="GETFSMAP reports no owner: beyond the end of the filesystem"))
+                    reason=_no_owner_reason(lo, fs_size)))
         if fast is not None:
             pending = fast.finish(pending)
         if pending:
@@ -462,6 +473,30 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
 
 
 EXT_FS = ("ext4", "ext3", "ext2")
+
+
+def _no_owner_reason(lo, fs_size):
+    """Why GETFSMAP named no owner for bytes starting at *lo* (callers split at *fs_size*)."""
+    if fs_size is not None and lo >= fs_size:
+        return "beyond the end of the filesystem (%d bytes): not used by it" % fs_size
+    where = ("inside the filesystem (%d bytes)" % fs_size if fs_size is not None
+             else "filesystem size unknown")
+    return ("no owner reported by GETFSMAP (%s), even with the query widened around these bytes: "
+            "resolve with the filesystem unmounted (xfs_db/debugfs) before clearing" % where)
+
+
+def _ext_fs_size(fs, dev_root):
+    """Bytes the ext2/3/4 filesystem spans (superblock block count), or None."""
+    if fs.get("fstype") not in EXT_FS:
+        return None
+    devpath = _fs_block_device(fs, dev_root)
+    if devpath is None:
+        return None
+    try:
+        geom = _offline.probe_device(devpath)
+    except (IOError, OSError):
+        return None
+    return (geom or {}).get("size")
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
