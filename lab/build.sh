@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build (or reuse from the cache) a lab flavour: a Debian guest image with a saved snapshot.
 #
 # usage: lab/build.sh stock|nfit_test      prints the artefact directory on its last stdout line

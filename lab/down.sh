@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Stop a lab instance (only its own QEMU PID) and remove lab/.run/NAME/.
 # usage: lab/down.sh NAME
 set -euo pipefail

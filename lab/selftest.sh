@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Lab self-test: for each flavour, boot from the snapshot, poison a page under a file on fsdax XFS,
 # show EIO and the lists, clear it with a page-aligned write, show the lists empty.
 # usage: lab/selftest.sh [stock] [nfit_test]      (default: both). One summary line per flavour.

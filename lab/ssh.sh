@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # SSH into a running lab instance: lab/ssh.sh NAME [command...]
 set -euo pipefail
 # shellcheck source=lib.sh

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Start a lab instance from the flavour's saved snapshot (builds the flavour first if not cached).
 #
 # usage: lab/up.sh stock|nfit_test NAME

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs inside the freshly debootstrapped rootfs (chroot) as root: installs the pinned kernel from the
 # security archive and configures the guest (network, SSH, console, small initramfs).
 # Arguments come from the environment: KERNEL_ABI KERNEL_VERSION SUITE DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR

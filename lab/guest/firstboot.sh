@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs in the booted guest (over SSH) once per flavour build, just before the snapshot is saved.
 # usage: firstboot.sh FLAVOUR
 set -euo pipefail

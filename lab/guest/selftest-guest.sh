@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs in a lab guest (lab/selftest.sh pipes it over SSH): poison under a file on fsdax-mounted XFS,
 # EIO on read, the range in the lists, cleared by a page-aligned whole-page write, lists empty.
 # usage: selftest-guest.sh stock|nfit_test       last line: "RESULT PASS <what>" or "RESULT FAIL <why>"

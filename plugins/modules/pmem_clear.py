@@ -39,7 +39,7 @@ description:
   - V(device_write) writes through the partition when the range lies inside one, so the other
     partitions of the same disk may stay mounted.
 author:
-  - pmem.poison contributors
+  - pmem.poison contributors (@pmem-poison)
 options:
   method:
     description: Clear method; V(auto) follows O(policy).

@@ -26,7 +26,7 @@ description:
     every path shows it. Files deleted or replaced since resolution (inode or generation changed),
     read-only mounts and immutable files are skipped with a message per path.
 author:
-  - pmem.poison contributors
+  - pmem.poison contributors (@pmem-poison)
 options:
   state:
     description: V(present) records, marks and contains; V(released) undoes containment of closed

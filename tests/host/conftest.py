@@ -43,10 +43,13 @@ def sh(*argv, **kw):
 class LoopFs:
     """A filesystem on a loop device, mounted at .mnt (or not, after unmount())."""
 
-    def __init__(self, fstype, workdir, size_mb=512, mkfs_args=()):
+    def __init__(self, fstype, workdir, size_mb=512, mkfs_args=(), fs_size_mb=None, name=None):
+        """*fs_size_mb*: make the filesystem smaller than the device (bytes past its end belong
+        to no filesystem). *name*: distinguishes several filesystems in one *workdir*."""
         self.fstype = fstype
-        self.image = os.path.join(workdir, "%s.img" % fstype)
-        self.mnt = os.path.join(workdir, "mnt-%s" % fstype)
+        name = name or fstype
+        self.image = os.path.join(workdir, "%s.img" % name)
+        self.mnt = os.path.join(workdir, "mnt-%s" % name)
         os.makedirs(self.mnt)
         with open(self.image, "wb") as f:
             f.truncate(size_mb << 20)
@@ -54,9 +57,12 @@ class LoopFs:
         self.mounted = False
         try:
             if fstype == "xfs":
-                sh("mkfs.xfs", "-q", "-f", "-m", "rmapbt=1,reflink=1", *(list(mkfs_args) + [self.dev]))
+                size = ["-d", "size=%dm" % fs_size_mb] if fs_size_mb else []
+                sh("mkfs.xfs", "-q", "-f", "-m", "rmapbt=1,reflink=1",
+                   *(list(mkfs_args) + size + [self.dev]))
             else:
-                sh("mkfs.ext4", "-q", "-F", "-b", "4096", *(list(mkfs_args) + [self.dev]))
+                size = ["%dm" % fs_size_mb] if fs_size_mb else []
+                sh("mkfs.ext4", "-q", "-F", "-b", "4096", *(list(mkfs_args) + [self.dev] + size))
             self.mount()
         except Exception:
             self.destroy()

@@ -328,3 +328,161 @@ def test_ext4_debugfs_failure_warns_and_falls_back(loopfs, monkeypatch):
     assert [(o["inode"], o["paths"]) for o in r["owners"]] == [
         (loopfs.truth["s1"]["inode"], [loopfs.path("s1")])]
     assert any("debugfs candidates unavailable" in w for w in r["warnings"])
+
+
+# ---------------------------------------------------------------- free space, file ends, fs end
+# A filesystem smaller than its device (320 MiB on 384 MiB), one file, the rest free: GETFSMAP
+# point queries inside one big free extent, across a file's end, and past the filesystem's end.
+FS_MB = 320               # mkfs.xfs wants at least 300 MB
+
+
+@pytest.fixture(scope="module", params=["xfs", "ext4"])
+def sparsefs(request):
+    from .conftest import LoopFs, _require_host, extents_of, sh
+    import shutil
+    import tempfile
+    _require_host()
+    workdir = tempfile.mkdtemp(prefix="pmem-host-free-")
+    request.addfinalizer(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    fs = LoopFs(request.param, workdir, size_mb=384, fs_size_mb=FS_MB,
+                name=request.param + "-free")
+    request.addfinalizer(fs.destroy)
+    with open(fs.path("tail"), "wb") as f:
+        f.write(os.urandom(70000))           # 18 blocks, the last one partly past EOF
+        f.flush()
+        os.fsync(f.fileno())
+    sh("sync")
+    fs.fs_size = FS_MB << 20
+    fs.tail = {"extents": extents_of(fs.path("tail")), "inode": os.stat(fs.path("tail")).st_ino}
+    fs.free = free_extents(fs)
+    return fs
+
+
+def free_extents(fs):
+    """Free byte ranges [(start, end)] from tools independent of the code under test: the
+    whole-filesystem `xfs_io fsmap` listing (no keys) on XFS, dumpe2fs's bitmaps on ext4."""
+    from .conftest import sh
+    import re
+    out = []
+    if fs.fstype == "xfs":
+        for line in sh("xfs_io", "-c", "fsmap -d", fs.mnt).splitlines():
+            m = re.search(r"\[(\d+)\.\.(\d+)\]:\s+free space", line)
+            if m:
+                out.append((int(m.group(1)) * 512, (int(m.group(2)) + 1) * 512))
+    else:
+        text = sh("dumpe2fs", fs.dev)
+        for m in re.finditer(r"^\s+Free blocks: (.*)$", text, re.M):
+            for part in m.group(1).split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                a, _sep, b = part.partition("-")
+                out.append((int(a) * 4096, (int(b or a) + 1) * 4096))
+    return sorted(out)
+
+
+def is_free(fs, start, end):
+    return any(a <= start and end <= b for a, b in fs.free)
+
+
+def middle_of_largest_free_extent(fs):
+    a, b = max(fs.free, key=lambda e: e[1] - e[0])
+    assert b - a >= 16 << 20, fs.free
+    return ((a + b) // 2 // 4096) * 4096
+
+
+def _kinds(res):
+    return [(o["kind"], o["fs_offset"], o["length"]) for o in res["owners"]]
+
+
+@pytest.mark.parametrize("delta,length", [(0, 4096), (1000, 512), (-4096, 3 * 4096)])
+def test_free_space_in_the_middle_of_a_free_extent(sparsefs, delta, length):
+    """The lab bug: keys inside one free extent. Owner kind free, exactly the bad bytes."""
+    sparsefs.mount()
+    mid = middle_of_largest_free_extent(sparsefs) + delta
+    res = resolve(sparsefs, mid, length)
+    assert res["error"] is None
+    assert _kinds(res) == [("free", mid, length)], res
+
+
+def test_range_straddling_a_file_end_and_free_space(sparsefs):
+    sparsefs.mount()
+    logical, phys, length = sparsefs.tail["extents"][-1]
+    alloc_end = phys + length
+    if not is_free(sparsefs, alloc_end, alloc_end + 4096):
+        pytest.skip("the block after the file's last block is not free here")
+    res = resolve(sparsefs, alloc_end - 512, 1024)
+    assert res["error"] is None
+    assert _kinds(res) == [("file", alloc_end - 512, 512), ("free", alloc_end, 512)], res
+    f = res["owners"][0]
+    assert f["inode"] == sparsefs.tail["inode"]
+    assert f["file_offset"] == logical + length - 512
+    assert f["paths"] == [sparsefs.path("tail")]
+
+
+def test_past_the_end_of_the_filesystem_is_unknown_beyond_the_end(sparsefs):
+    sparsefs.mount()
+    end = sparsefs.fs_size
+    assert sparsefs.size() > end + 8192
+    res = resolve(sparsefs, end + 4096, 4096)
+    assert res["error"] is None
+    (o,) = res["owners"]
+    assert (o["kind"], o["fs_offset"], o["length"]) == ("unknown", end + 4096, 4096)
+    assert o["reason"].startswith("beyond the end of the filesystem (%d bytes)" % end), o
+    # straddling the end: the filesystem's last block, then bytes beyond it
+    res = resolve(sparsefs, end - 4096, 8192)
+    kinds = _kinds(res)
+    assert kinds[-1] == ("unknown", end, 4096), kinds
+    assert res["owners"][-1]["reason"].startswith("beyond the end of the filesystem")
+    if is_free(sparsefs, end - 4096, end):
+        assert kinds[:-1] == [("free", end - 4096, 4096)], kinds
+
+
+def _emulate_old_kernel(monkeypatch):
+    """Make this kernel answer like XFS before 6.11 (fix ca6448aed4f1): a free extent that runs
+    past the high key is cut at the start of the filesystem block holding the high key (so a
+    one-block query inside free space gets nothing). Everything else is the real answer."""
+    import struct
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as F
+    real = F._ioctl
+    calls = []
+
+    def old(fd, buf):
+        real(fd, buf)
+        high = struct.unpack_from(F.FSMAP_FMT, buf, struct.calcsize(F.HEAD_FMT) + F.FSMAP_SIZE)
+        hi_incl = high[2]
+        _oflags, recs = F.unpack_records(buf)
+        kept = []
+        for r in recs:
+            if (r["flags"] & F.FMR_OF_SPECIAL_OWNER and r["owner"] == F.FMR_OWN_FREE
+                    and r["physical"] + r["length"] > hi_incl):
+                cut = (hi_incl // 4096) * 4096
+                if cut <= r["physical"]:
+                    continue
+                r = dict(r, length=cut - r["physical"])
+            kept.append(r)
+        calls.append((len(recs), len(kept)))
+        for i, r in enumerate(kept):
+            struct.pack_into(F.FSMAP_FMT, buf, F.HEAD_SIZE + i * F.FSMAP_SIZE, r["device"],
+                             r["flags"], r["physical"], r["owner"], r["offset"], r["length"])
+        struct.pack_into("=I", buf, 12, len(kept))
+    monkeypatch.setattr(F, "_ioctl", old)
+    return calls
+
+
+def test_free_space_on_a_kernel_that_drops_the_trailing_gap(sparsefs, monkeypatch):
+    """Same answers when GETFSMAP behaves like the lab's 6.1 kernel: the resolver widens the
+    query instead of calling the bytes unknown."""
+    sparsefs.mount()
+    calls = _emulate_old_kernel(monkeypatch)
+    mid = middle_of_largest_free_extent(sparsefs)
+    res = resolve(sparsefs, mid, 4096)
+    assert _kinds(res) == [("free", mid, 4096)], res
+    assert calls[0] == (1, 0)            # the point query alone got nothing: the lab symptom
+    logical, phys, length = sparsefs.tail["extents"][-1]
+    alloc_end = phys + length
+    if is_free(sparsefs, alloc_end, alloc_end + 4096):
+        res = resolve(sparsefs, alloc_end - 512, 1024)
+        assert _kinds(res) == [("file", alloc_end - 512, 512), ("free", alloc_end, 512)], res
+    res = resolve(sparsefs, sparsefs.fs_size + 4096, 4096)
+    assert res["owners"][0]["reason"].startswith("beyond the end of the filesystem")

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Inject a bad range on a lab guest (run as root on the guest; molecule/shared/tasks/inject_poison.yml).
 #
 # Environment (one of two forms):

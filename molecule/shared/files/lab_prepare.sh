@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Lay out filesystems on a lab guest's pmem (run as root on the guest; tasks/lab_prepare.yml).
 # Idempotent: does nothing when /etc/pmem-lab/layout.json exists. Prints the layout as JSON.
 #

@@ -297,10 +297,17 @@ def _search_back(fd, lo, floor, device, do_ioctl):
     return good
 
 
+def unaccounted(start, end, owners):
+    """Bytes [(lo, hi)] of [start, end) that none of *owners* (owners_of() items) covers."""
+    return _gaps(start, end, [(o["overlap_start"], o["overlap_start"] + o["overlap_length"])
+                              for o in owners])
+
+
 def owners_covering(fd, start, end, device=None, ioctl=None, agsize=None, fs_size=None,
-                    stats=None):
+                    point=None):
     """owners_of() that does not take an empty answer for bytes inside the filesystem at face value.
 
+    *point*: the owners_of() answer for [start, end) when the caller has it already.
     Returns (owners, unaccounted): owners as owners_of(), each clipped to [start, end) and never
     counting a byte twice unless the kernel reports it twice (reflink); unaccounted is
     [(lo, hi)] of bytes no query reported.
@@ -320,13 +327,13 @@ def owners_covering(fd, start, end, device=None, ioctl=None, agsize=None, fs_siz
     do_ioctl = ioctl or _ioctl
     if device is None:
         device = device_number(fd)
-    owners = owners_of(fd, start, end, device=device, ioctl=do_ioctl)
-    gaps = _gaps(start, end, [(o["overlap_start"], o["overlap_start"] + o["overlap_length"])
-                              for o in owners])
+    if point is None:
+        owners = owners_of(fd, start, end, device=device, ioctl=do_ioctl)
+    else:
+        owners = list(point)
+    gaps = unaccounted(start, end, owners)
     if not gaps:
         return owners, []
-    if stats is not None:
-        stats["widened"] = stats.get("widened", 0) + 1
     limit = fs_size if fs_size is not None else end
     inside = [(lo, min(hi, limit)) for lo, hi in gaps if lo < limit]
     beyond = [(max(lo, limit), hi) for lo, hi in gaps if hi > limit]

@@ -408,7 +408,7 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
         geom = _fsmap.xfs_geometry(fd) if fs["fstype"] == "xfs" else None
         fs_size = geom["size"] if geom else None
         agsize = geom["agblocks"] * geom["blocksize"] if geom and geom.get("agblocks") else None
-        size_probe = [fs_size is not None]  # ext*: the superblock is read only when needed
+        size_known = fs_size is not None  # ext*: the superblock is read only when needed
         pending = []        # (start, end, tag) for the FIEMAP pass
         fsmap_note = None
         fast = None
@@ -422,17 +422,15 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                 continue
             try:
                 recs = _fsmap.owners_of(fd, t.offset, t.offset + t.length)
-                if _fsmap._gaps(t.offset, t.offset + t.length, [
-                        (r["overlap_start"], r["overlap_start"] + r["overlap_length"])
-                        for r in recs]):
-                    # bytes the point query left unaccounted: widen before calling them unknown
-                    if not size_probe[0]:
-                        size_probe[0] = True
+                unaccounted = []
+                if _fsmap.unaccounted(t.offset, t.offset + t.length, recs):
+                    # the point query left bytes unaccounted: widen it before calling them unknown
+                    if not size_known:
+                        size_known = True
                         fs_size = _ext_fs_size(fs, dev_root)
                     recs, unaccounted = _fsmap.owners_covering(
-                        fd, t.offset, t.offset + t.length, agsize=agsize, fs_size=fs_size)
-                else:
-                    unaccounted = []
+                        fd, t.offset, t.offset + t.length, agsize=agsize, fs_size=fs_size,
+                        point=recs)
             except _fsmap.FsmapUnsupported as e:
                 fsmap_note = "GETFSMAP unavailable (%s): file owners from FIEMAP only" % e
                 pending.append((t.offset, t.offset + t.length, t))

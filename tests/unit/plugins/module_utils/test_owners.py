@@ -209,3 +209,13 @@ def test_ext4_candidates_tool_failure_is_an_offline_error():
         assert "Bad magic" in str(e)
     else:
         raise AssertionError("no OfflineError")
+
+
+def test_no_owner_reason_is_truthful():
+    size = 1 << 30
+    assert O._no_owner_reason(size, size).startswith(
+        "beyond the end of the filesystem (1073741824 bytes)")
+    inside = O._no_owner_reason(size - 4096, size)
+    assert "beyond" not in inside
+    assert inside.startswith("no owner reported by GETFSMAP (inside the filesystem")
+    assert "filesystem size unknown" in O._no_owner_reason(4096, None)
