@@ -95,7 +95,10 @@ molecule: venv
 	  echo "==> molecule test -s $$s"; start=$$(date +%s); \
 	  molecule test -s "$$s"; \
 	  echo "==> molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	done; \
+	echo "==> molecule test -s badblocks on the nfit_test flavour (region lists, ndctl -M, devdax)"; \
+	start=$$(date +%s); BB_FLAVOUR=nfit_test molecule test -s badblocks; \
+	echo "==> molecule badblocks (nfit_test) passed in $$(( $$(date +%s) - start )) s"
 
 # Both lab flavours, built once and then taken from the cache (seconds).
 lab-build-all:

@@ -171,7 +171,7 @@ lab_ssh_argv "$port"
 [[ ${PIPESTATUS[0]} == 0 ]] || lab_die "$flavour: first-boot setup failed"
 lab_log "$flavour: savevm $LAB_SNAPSHOT"
 pid=$(cat "$QEMU_PIDFILE")
-"$LAB_DIR/monitor.py" "$work/monitor.sock" "savevm $LAB_SNAPSHOT" quit | while IFS= read -r line; do lab_log "monitor: $line"; done
+python3 "$LAB_DIR/monitor.py" "$work/monitor.sock" "savevm $LAB_SNAPSHOT" quit | while IFS= read -r line; do lab_log "monitor: $line"; done
 for _ in $(seq 1 300); do
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.2

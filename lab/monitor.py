@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Send human-monitor (HMP) commands to a QEMU monitor unix socket and print the replies.
 
 usage: monitor.py SOCKET COMMAND [COMMAND...]   e.g. monitor.py mon.sock "savevm lab" quit

@@ -168,7 +168,7 @@ def _short_entry(entry, needs, outcome=None, marked=None):
     quarantined = bool(marked) or "quarantined" in _history_events(entry)
     return {
         "id": eid,
-        "range_id": _entry_range_id(entry) or (str(eid).split("|")[0] if eid else None),
+        "range_id": _entry_range_id(entry) or (str(eid).split("|", maxsplit=1)[0] if eid else None),
         "kind": _entry_kind(entry),
         "paths": _entry_paths(entry),
         "file_offset": owner.get("file_offset"),

@@ -40,6 +40,9 @@ description:
     partitions of the same disk may stay mounted.
 author:
   - pmem.poison contributors (@pmem-poison)
+extends_documentation_fragment:
+  - pmem.poison.attributes
+  - pmem.poison.attributes.platform
 options:
   method:
     description: Clear method; V(auto) follows O(policy).
@@ -98,12 +101,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Returns the plan in RV(plan); the ledger, the files and the lists stay byte-identical.
+    details:
+      - Returns the plan in RV(plan); the ledger, the files and the lists stay byte-identical.
   diff_mode:
     support: full
-    description: Shows the ledger before and after.
-  platform:
-    platforms: [linux]
+    details:
+      - Shows the ledger before and after.
 notes:
   - Run as root.
 seealso:

@@ -27,6 +27,9 @@ description:
     read-only mounts and immutable files are skipped with a message per path.
 author:
   - pmem.poison contributors (@pmem-poison)
+extends_documentation_fragment:
+  - pmem.poison.attributes
+  - pmem.poison.attributes.platform
 options:
   state:
     description: V(present) records, marks and contains; V(released) undoes containment of closed
@@ -69,12 +72,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing on disk changes.
+    details:
+      - Reports what would change; nothing on disk changes.
   diff_mode:
     support: full
-    description: Shows the changed ledger entries before and after.
-  platform:
-    platforms: [linux]
+    details:
+      - Shows the changed ledger entries before and after.
 notes:
   - Run as root.
 seealso:

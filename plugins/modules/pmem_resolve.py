@@ -29,6 +29,9 @@ description:
     others; it gets its own RV(results[].error) or an V(unknown) owner with a reason.
 author:
   - pmem.poison contributors (@pmem-poison)
+extends_documentation_fragment:
+  - pmem.poison.attributes
+  - pmem.poison.attributes.platform
 options:
   bad_ranges:
     description:
@@ -80,12 +83,13 @@ options:
 attributes:
   check_mode:
     support: full
-    description: The module never changes anything; check mode runs the same read-only queries.
+    details:
+      - The module never changes anything; check mode runs the same read-only queries.
   diff_mode:
     support: none
   platform:
-    platforms: [linux]
-    description: Needs Linux. GETFSMAP and offline resolution need root.
+    details:
+      - Needs Linux. GETFSMAP and offline resolution need root.
 notes:
   - Run as root. Without root GETFSMAP is refused and the module falls back to the FIEMAP pass
     over the files it can read.

@@ -165,3 +165,15 @@ def fs_state(request, loopfs):
     else:
         loopfs.mount()
     return request.param
+
+
+@pytest.fixture(params=["xfs", "ext4"])
+def clearfs(request):
+    """An empty filesystem of each type for the clear/ledger host tests (see fixtures_clear)."""
+    _require_host()
+    workdir = tempfile.mkdtemp(prefix="pmem-clear-")
+    request.addfinalizer(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    fs = LoopFs(request.param, workdir, size_mb=320)
+    request.addfinalizer(fs.destroy)
+    fs.workdir = workdir
+    return fs

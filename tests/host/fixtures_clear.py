@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures for the clear/ledger host tests: a damaged file on a real XFS or ext4 loop
-filesystem, a fake badblocks list (loop devices cannot be poisoned) naming the file's real
-physical blocks (from filefrag), and a runner for the modules as subprocesses."""
+"""Helpers for the clear/ledger host tests: a damaged file on a real XFS or ext4 loop
+filesystem (the ``clearfs`` fixture, in conftest.py), a fake badblocks list (loop devices cannot
+be poisoned) naming the file's real physical blocks (from filefrag), and a runner for the
+modules as subprocesses."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,15 +12,11 @@ __metaclass__ = type
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from types import SimpleNamespace
 
-import pytest
-
-from .conftest import LoopFs, _require_host, extents_of, sh
+from .conftest import extents_of, sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = os.path.join(HERE, "..", "..", "plugins", "modules")
@@ -33,7 +30,7 @@ def run_module(name, args, workdir, env=None, check=False, diff=False):
         json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
     p = subprocess.run([sys.executable, os.path.join(MODULES, name + ".py"), argfile],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=dict(os.environ, **(env or {})), universal_newlines=True)
+                       env=dict(os.environ, **(env or {})), universal_newlines=True, check=False)
     try:
         out = json.loads(p.stdout)
     except ValueError:
@@ -94,14 +91,3 @@ def listed(d):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-@pytest.fixture(params=["xfs", "ext4"])
-def clearfs(request):
-    _require_host()
-    workdir = tempfile.mkdtemp(prefix="pmem-clear-")
-    request.addfinalizer(lambda: shutil.rmtree(workdir, ignore_errors=True))
-    fs = LoopFs(request.param, workdir, size_mb=320)
-    request.addfinalizer(fs.destroy)
-    fs.workdir = workdir
-    return fs

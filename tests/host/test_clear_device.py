@@ -13,7 +13,7 @@ import os
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
-from .fixtures_clear import clearfs, run_module  # noqa: F401
+from .fixtures_clear import run_module
 
 
 def _setup(fs):
@@ -61,7 +61,7 @@ def test_device_write_refused_mounted_then_clears(clearfs):
         blk[1536:] == b"\xff" * 2560  # only the listed sectors were written
     entry = L.load(args["ledger_path"])["entries"][0]
     assert entry["state"] == "closed" and entry["closure"]["how"] == "not_file_data_cleared"
-    res, _ = run_module("pmem_clear", dict(args, results=[], bad_ranges=[]), clearfs.workdir, env)
+    res, _proc = run_module("pmem_clear", dict(args, results=[], bad_ranges=[]), clearfs.workdir, env)
     assert res["changed"] is False
 
 

@@ -13,7 +13,7 @@ import stat
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
-from .fixtures_clear import clearfs, listed, make_damaged, read, run_module  # noqa: F401
+from .fixtures_clear import listed, make_damaged, read, run_module
 
 
 def test_rewrite_restores_byte_identical(clearfs):
@@ -33,7 +33,7 @@ def test_rewrite_restores_byte_identical(clearfs):
     assert read(d.path) == d.good
     # second run with fresh facts: nothing listed, nothing resolved
     fresh = dict(d.args, results=[], bad_ranges=[])
-    res, _ = run_module("pmem_clear", fresh, clearfs.workdir, d.env)
+    res, _proc = run_module("pmem_clear", fresh, clearfs.workdir, d.env)
     assert res["changed"] is False and not res.get("failed"), res
 
 
@@ -51,7 +51,7 @@ def test_reallocate_keeps_entry_open(clearfs):
     assert entry["state"] == "open"
     last = entry["history"][-1]
     assert last["event"] == "clear_failed" and last["details"]["poison_remains_in_free_space"]
-    res, _ = run_module("pmem_clear", dict(d.args, method="reallocate"), clearfs.workdir, d.env)
+    res, _proc = run_module("pmem_clear", dict(d.args, method="reallocate"), clearfs.workdir, d.env)
     assert res["changed"] is False
 
 
@@ -64,7 +64,7 @@ def test_quarantine_contain_then_restore_then_release(clearfs):
     qpath = L.load(d.ledger)["entries"][0]["containment"]["rename"][0]["to"]
     assert not os.path.exists(d.path) and stat.S_IMODE(os.stat(qpath).st_mode) == 0
     assert json.loads(os.getxattr(qpath, "user.pmem_poison.lost_ranges"))["ranges"]
-    res, _ = run_module("pmem_quarantine", q, clearfs.workdir)
+    res, _proc = run_module("pmem_quarantine", q, clearfs.workdir)
     assert res["changed"] is False
     # restore in place while contained (immutable lifted for the write, set again)
     clr = dict(d.args)

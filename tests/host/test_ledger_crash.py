@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing as C
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
-from .fixtures_clear import clearfs, listed, make_damaged, read, run_module  # noqa: F401
+from .fixtures_clear import listed, make_damaged, read, run_module
 
 
 def events(ledger_path):
@@ -58,7 +58,7 @@ def test_sigkill_then_rerun_converges(clearfs, point):
     if point == "after_result":
         assert res["changed"] is False
     # and a third run changes nothing
-    res, _ = run_module("pmem_clear", fresh, clearfs.workdir, d.env)
+    res, _proc = run_module("pmem_clear", fresh, clearfs.workdir, d.env)
     assert res["changed"] is False and not res.get("failed")
 
 
@@ -75,7 +75,7 @@ def test_sigkill_during_saves_leaves_old_or_new(tmp_path):
         pytest.skip("host tests run as root")
     path = str(tmp_path / "ledger.json")
     rnd = random.Random(5)
-    for _ in range(25):
+    for _attempt in range(25):
         pid = os.fork()
         if pid == 0:  # child: save forever-ish
             try:

@@ -165,8 +165,8 @@ def test_inode_freed_between_query_and_walk(loopfs, monkeypatch):
     phys = truth_physical(loopfs, "data", 0)
     # the walk path (on ext4 the debugfs fast path names and verifies every link without a walk;
     # its own stale cases are the test_ext4_* tests below)
-    (res,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys,
-                                                "length": 512})], ext4_debugfs=False)
+    (res,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})],
+                              ext4_debugfs=False)
     o = [x for x in res["owners"] if x["inode"] == loopfs.truth["data"]["inode"]][0]
     assert o["paths"] == []
     assert "no path" in o["reason"]
@@ -233,8 +233,8 @@ def test_ext4_fast_path_owners_without_fiemap_pass(loopfs, monkeypatch):
     rngs = [O.direct_range({"device": loopfs.dev, "offset": o, "length": n}) for o, n in ranges]
     res = O.resolve_owners(rngs, run=run)
     # exactly one icheck and one ncheck, argument lists, catastrophic (read-only) mode
-    assert [c[1:3] + [c[3].split()[0]] for c in calls] == [["-c", "-R", "icheck"],
-                                                            ["-c", "-R", "ncheck"]]
+    expected_calls = [["-c", "-R", "icheck"], ["-c", "-R", "ncheck"]]
+    assert [c[1:3] + [c[3].split()[0]] for c in calls] == expected_calls
     assert all(c[-1] == loopfs.dev for c in calls)
     r_data, r_other, r_fresh = res
     (o,) = r_data["owners"]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """State a user cares about, as JSON (stdout, and argv[1] when given): the ledger (bytes hash,
 file list of its directory), every victim file (per 4 KiB page: sha256 or the read error; its
 pmem_poison xattr) and every badblocks list (block devices and regions).

@@ -94,7 +94,7 @@ def test_resolve_succeeded(result, injected):
 
 def test_ranges_sit_where_injected_with_dax(result, layout, injected):
     for inj in injected:
-        rng, _ = _range_of(result, inj)
+        rng, _res = _range_of(result, inj)
         m = _mount(layout, inj["file"])
         part_start = inj["partition_start_sector"] * 512
         assert rng["length"] == inj["length"], rng
@@ -110,7 +110,7 @@ def test_ranges_sit_where_injected_with_dax(result, layout, injected):
 def test_xfs_dax_reflinked_page_has_both_owners(host, result, layout, injected):
     inj = _injection(injected, XFS)
     assert (inj["file_offset"], inj["length"], inj["partition_start_sector"]) == (16384, 4096, 0)
-    _, res = _range_of(result, inj)
+    _rng, res = _range_of(result, inj)
     owners = sorted(res["owners"], key=lambda o: o["paths"])
     assert [o["paths"] for o in owners] == [[XFS], [XFS_CLONE]], owners
     for o, path in zip(owners, (XFS, XFS_CLONE)):
@@ -122,7 +122,7 @@ def test_ext4_dax_sector_on_p1_has_one_owner_with_every_link(host, result, layou
     inj = _injection(injected, EXT4)
     assert (inj["file_offset"], inj["length"]) == (4608, 512)
     assert inj["partition_start_sector"] > 0
-    _, res = _range_of(result, inj)
+    _rng, res = _range_of(result, inj)
     (o,) = res["owners"]
     assert sorted(o["paths"]) == [EXT4, EXT4_LINK], o
     assert _stat(host, EXT4_LINK)[0] == o["inode"]
@@ -133,7 +133,7 @@ def test_xfs_dax_page_on_p2(host, result, layout, injected):
     inj = _injection(injected, PART_XFS)
     assert (inj["file_offset"], inj["length"]) == (8192, 4096)
     assert inj["partition_start_sector"] > 0
-    _, res = _range_of(result, inj)
+    _rng, res = _range_of(result, inj)
     (o,) = res["owners"]
     assert o["paths"] == [PART_XFS], o
     _check_file_owner(host, o, layout, inj, PART_XFS, 4096, False, (8192, 4096))

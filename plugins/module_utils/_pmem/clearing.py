@@ -570,7 +570,7 @@ def ndctl_clear(entry, runner=None, proc_root="/proc"):
     argv = ["ndctl", "clear-errors", ns]
     runner = runner or (lambda a: subprocess.run(a, stdout=subprocess.PIPE,
                                                  stderr=subprocess.PIPE,
-                                                 universal_newlines=True))
+                                                 universal_newlines=True, check=False))
     proc = runner(argv)
     if proc.returncode != 0:
         raise DeviceCannotClear("ndctl clear-errors failed: %s" % (proc.stderr or "").strip(),

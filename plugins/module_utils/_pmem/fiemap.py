@@ -273,5 +273,5 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
                 except OSError as e:
                     err(entry.path, e)
     res["complete"] = not res["timed_out"]
-    res["unaccounted"] = [(s, e, t) for s, e, t in pending.items]
+    res["unaccounted"] = [tuple(item) for item in pending.items]
     return res

@@ -260,7 +260,7 @@ def close_entry(entry, how, at=None, by=None, why=None, source=None, sha256=None
     new = copy.deepcopy(entry)
     ev_details = dict(details or {})
     ev_details.update(dict((k, v) for k, v in (("by", by), ("why", why), ("source", source),
-                                                 ("sha256", sha256)) if v is not None))
+                                               ("sha256", sha256)) if v is not None))
     if how != "not_file_data_cleared":
         new["history"].append(_event(event, at, ev_details))
     new["state"] = "closed"

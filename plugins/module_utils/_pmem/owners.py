@@ -418,7 +418,7 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
             if fs_size is not None and t.offset >= fs_size:
                 t.result["owners"].append(new_owner(
                     "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
-                    reason="beyond the end of the filesystem (%d bytes): not used by it" % fs_size))
+                    reason="beyond the end of the filesystem (%s bytes): not used by it" % fs_size))
                 continue
             try:
                 recs = _fsmap.owners_of(fd, t.offset, t.offset + t.length)
@@ -495,6 +495,8 @@ def _ext_fs_size(fs, dev_root):
     except (IOError, OSError):
         return None
     return (geom or {}).get("size")
+
+
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 

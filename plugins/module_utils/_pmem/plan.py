@@ -269,11 +269,11 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
                  "pmem_clear method=device_write on %s" % (fs.get("device") or "?"),
                  "mount again"]
         return lead + [_base(eid, bad_range, owner, action="offline_required", steps=steps,
-                      offline_window=policy["offline_window_allowed"],
-                      reason="free space on a mounted filesystem: reported and left for an "
-                             "offline window" + ("" if policy["offline_window_allowed"] else
-                                                 " (policy.offline_window_allowed is false)"),
-                      **rng)]
+                             offline_window=policy["offline_window_allowed"],
+                             reason="free space on a mounted filesystem: reported and left for an "
+                                    "offline window" + ("" if policy["offline_window_allowed"] else
+                                                        " (policy.offline_window_allowed is false)"),
+                             **rng)]
     if method == "auto":
         if kind == "devdax" or (caps.get("write_clears") is False and caps.get("ndctl_clear")):
             method = "ndctl"
@@ -282,27 +282,27 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
     if method == "ndctl":
         if not caps.get("ndctl_clear"):
             return lead + [_base(eid, bad_range, owner, action="refuse", method="ndctl",
-                          reason="%s has no clear-error command (ndctl clear-errors fails: "
-                                 "scrub not supported)" % _bus_text(caps),
-                          next_step="use device_write on an e820 namespace, or accept", **rng)]
+                                 reason="%s has no clear-error command (ndctl clear-errors fails: "
+                                        "scrub not supported)" % _bus_text(caps),
+                                 next_step="use device_write on an e820 namespace, or accept", **rng)]
         return lead + [_base(eid, bad_range, owner, action="ndctl_clear", method="ndctl",
-                      namespace=bad_range.get("namespace"),
-                      reason="ndctl clear-errors on the unmounted namespace", **rng)]
+                             namespace=bad_range.get("namespace"),
+                             reason="ndctl clear-errors on the unmounted namespace", **rng)]
     if kind == "devdax":
         return lead + [_base(eid, bad_range, owner, action="refuse", method=method,
-                      reason="device-dax has no block device to write",
-                      next_step="use method ndctl on a bus that can clear")]
+                             reason="device-dax has no block device to write",
+                             next_step="use method ndctl on a bus that can clear")]
     if caps.get("write_clears") is False:
         return lead + [_base(eid, bad_range, owner, action="refuse", method="device_write",
-                      reason="%s cannot clear poison by write (EIO)" % _bus_text(caps),
-                      next_step="recreate the namespace or use a bus with clear support", **rng)]
+                             reason="%s cannot clear poison by write (EIO)" % _bus_text(caps),
+                             next_step="recreate the namespace or use a bus with clear support", **rng)]
     if off is None:
         return lead + [_base(eid, bad_range, owner, action="offline_required",
-                      reason="range is outside the block device data area",
-                      steps=["namespace in raw mode or region-level clear"], **rng)]
+                             reason="range is outside the block device data area",
+                             steps=["namespace in raw mode or region-level clear"], **rng)]
     return lead + [_base(eid, bad_range, owner, action="device_write", method="device_write",
-                  device="/dev/%s" % bad_range.get("blockdev"),
-                  reason="whole-sector write on the unmounted block device", **rng)]
+                         device="/dev/%s" % bad_range.get("blockdev"),
+                         reason="whole-sector write on the unmounted block device", **rng)]
 
 
 def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None):
@@ -369,8 +369,8 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
             dev = owner.get("device") or fs.get("device")
             actions.append(_base(eid, bad_range, owner, action="offline_required",
                                  fail_host=True, method="none",
-                                 reason="filesystem metadata (%s) is never cleared online"
-                                        % (owner.get("metadata_kind") or "?"),
+                                 reason="filesystem metadata (%s) is never cleared online" % (
+                                     owner.get("metadata_kind") or "?"),
                                  steps=["unmount %s" % (mnt or dev),
                                         "clear the range (pmem_clear method=device_write or "
                                         "ndctl) on %s" % dev,

@@ -373,7 +373,7 @@ def release_entry(entry, ledger_path, check=False):
             undone.append("chmod")
         remove = (entry.get("closure") or {}).get("how") != "accepted_lost"
         if _write_marker(fd, paths[-1], merged_marker(read_marker(fd), entry, ledger_path,
-                                                       remove=remove), check):
+                                                      remove=remove), check):
             undone.append("marker")
     except Skip as e:
         result["skipped"].append(str(e))
@@ -429,7 +429,7 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
                 out["entries"].append({"entry_id": entry["id"], "changed": True, "skipped": []})
                 # keep the marker truthful: the range is now an accepted loss
                 if (entry.get("owner") or {}).get("kind") == "file" and not check:
-                    _, res = _refresh_marker(new, ledger_path)
+                    _unused, res = _refresh_marker(new, ledger_path)
                     out["entries"][-1]["skipped"] = res
             elif state == "released":
                 if entry.get("state") != "closed" or not entry.get("containment"):

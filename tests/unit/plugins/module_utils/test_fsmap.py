@@ -74,7 +74,7 @@ def test_decode_special_and_flags():
 
 def test_owners_clip_and_file_offset():
     recs = [(7, 0, 65536, 131, 8192, 16384)]
-    ioctl, _ = fake_kernel(recs)
+    ioctl, _calls = fake_kernel(recs)
     (o,) = M.owners_of(0, 65536 + 5000, 65536 + 5512, device=7, ioctl=ioctl)
     # the kernel returns the whole record when it starts inside the query
     assert o["overlap_start"] == 65536 + 5000
@@ -181,7 +181,7 @@ def test_point_query_inside_free_extent_misses_on_old_kernels():
     """The lab symptom, reproduced by the fake: a one-block query in the middle of a free
     extent gets nothing from a 6.1 kernel (and from a start-in-keys kernel)."""
     for mode in ("v6.1", "start_in_keys"):
-        ioctl, _ = layout_kernel(LAYOUT, FS_SIZE, mode)
+        ioctl, _calls = layout_kernel(LAYOUT, FS_SIZE, mode)
         assert M.owners_of(0, 20 * MiB, 20 * MiB + BS, device=7, ioctl=ioctl) == [], mode
 
 
@@ -189,7 +189,7 @@ def test_free_in_the_middle_of_an_extent_every_kernel():
     for mode in MODES:
         for start, length in ((20 * MiB, BS), (20 * MiB + 100, 512), (39 * MiB, 2 * BS),
                               (AG + 30 * MiB, BS), (60 * MiB, 3 * BS)):
-            owners, gaps, _ = covering(mode, start, start + length)
+            owners, gaps, _queries = covering(mode, start, start + length)
             assert gaps == [], (mode, start)
             assert owners == [("free", None, start, length, None)], (mode, start)
 
@@ -204,7 +204,7 @@ def test_point_query_is_one_call_when_everything_is_accounted():
 def test_file_end_and_free_space_both_owners():
     start = 128 * 1024 - 1024          # last KiB of file 131 + first KiB of the free extent
     for mode in MODES:
-        owners, gaps, _ = covering(mode, start, start + 2048)
+        owners, gaps, _queries = covering(mode, start, start + 2048)
         assert gaps == [], mode
         assert owners == [("file", 131, start, 1024, 64 * 1024 - 1024),
                           ("free", None, 128 * 1024, 1024, None)], mode
@@ -213,7 +213,7 @@ def test_file_end_and_free_space_both_owners():
 def test_free_then_file_start():
     start = 40 * MiB - BS              # last block of the big free extent + first of file 132
     for mode in MODES:
-        owners, gaps, _ = covering(mode, start, start + 2 * BS)
+        owners, gaps, _queries = covering(mode, start, start + 2 * BS)
         assert gaps == [], mode
         assert owners == [("free", None, start, BS, None), ("file", 132, 40 * MiB, BS, 0)], mode
 
@@ -221,7 +221,7 @@ def test_free_then_file_start():
 def test_range_across_an_ag_boundary_in_free_space():
     start = AG - BS
     for mode in MODES:
-        owners, gaps, _ = covering(mode, start, AG + 64 * 1024 + BS)
+        owners, gaps, _queries = covering(mode, start, AG + 64 * 1024 + BS)
         assert gaps == [], mode
         assert [(k, s, n) for k, _i, s, n, _f in owners] == [
             ("free", start, BS), ("metadata", AG, 64 * 1024), ("free", AG + 64 * 1024, BS)], mode
@@ -229,7 +229,7 @@ def test_range_across_an_ag_boundary_in_free_space():
 
 def test_beyond_the_end_is_left_unaccounted_and_split_at_the_end():
     for mode in MODES:
-        owners, gaps, _ = covering(mode, FS_SIZE - BS, FS_SIZE + 2 * BS)
+        owners, gaps, _queries = covering(mode, FS_SIZE - BS, FS_SIZE + 2 * BS)
         if mode == "v6.1":
             # 6.1 never reports the last block of the device when it is free: it stays
             # unaccounted (inside the filesystem), apart from the bytes beyond the end

@@ -41,7 +41,7 @@ def test_permission_denied_is_reported(tmp_path):
     (d / "x").write_text("x")
     os.chmod(str(d), 0)
     try:
-        res = M.find_paths(str(tmp_path), [(d / "x").stat().st_ino if False else 1])
+        res = M.find_paths(str(tmp_path), [1])  # an inode never found: the whole tree is walked
     finally:
         os.chmod(str(d), 0o755)
     assert res["errors_count"] == 1 and not res["complete"]

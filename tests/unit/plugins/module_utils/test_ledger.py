@@ -69,7 +69,7 @@ def test_merge_new_entries_and_idempotent():
 
 
 def test_merge_owner_change_appends_resolved():
-    new, _ = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
     moved = dict(FILE_OWNER, paths=["/mnt/p/b"])
     new2, changes = L.merge_detections(new, results(moved), [RANGE], at=T1)
     assert changes[0]["change"] == "updated" and "paths" in changes[0]["reason"]
@@ -87,7 +87,7 @@ def test_failed_resolution_is_recorded_as_unknown():
 
 
 def _closed_restored():
-    new, _ = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
     e = new["entries"][0]
     e = L.apply_event(e, "clear_planned", T1, {"method": "rewrite"})
     e = L.apply_event(e, "cleared", T1, {"verified": True})
@@ -112,7 +112,7 @@ def test_close_and_reopen_after_verified_clear():
 
 
 def test_accepted_loss_with_poison_still_listed_stays_closed():
-    new, _ = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
     e = L.close_entry(new["entries"][0], "accepted_lost", T1, by="ops", why="scratch data")
     led = L.replace_entry(new, e)
     again, changes = L.merge_detections(led, results(FILE_OWNER), [RANGE], at=T2)
@@ -144,7 +144,7 @@ EVENT_SEQ = st.lists(st.sampled_from(L.EVENTS + ("close_restored", "close_lost")
 @settings(max_examples=200)
 @given(EVENT_SEQ)
 def test_history_only_grows_and_closure_consistent(seq):
-    new, _ = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [RANGE], at=T0)
     e = new["entries"][0]
     for ev in seq:
         before = e

@@ -175,8 +175,7 @@ def test_ext4_candidates_one_catastrophic_call_each():
         return 0, replies[argv[3].split()[0]], "debugfs 1.47.0 (5-Feb-2023)\n"
     assert OFF.ext4_icheck("/dev/pmem0p2", [40000, 37379, 1, 37379], run=run,
                            debugfs="/usr/sbin/debugfs") == {37379: 12, 1: None, 40000: 8}
-    assert OFF.ext4_ncheck("/dev/pmem0p2", [13, 12], run=run) == {12: ["/a", "/a2"],
-                                                                    13: ["/d/x"]}
+    assert OFF.ext4_ncheck("/dev/pmem0p2", [13, 12], run=run) == {12: ["/a", "/a2"], 13: ["/d/x"]}
     assert calls == [(["/usr/sbin/debugfs", "-c", "-R", "icheck 1 37379 40000", "/dev/pmem0p2"],
                       None),
                      (["debugfs", "-c", "-R", "ncheck -c 12 13", "/dev/pmem0p2"], None)]

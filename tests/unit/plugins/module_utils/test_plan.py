@@ -36,7 +36,8 @@ QEMU = {"kernel": "6.1.0", "devices": {"pmem1": {"bus_kind": "acpi_nfit", "write
                                                  "description": "QEMU NFIT nvdimm (no DSMs)"}}}
 
 
-def run(br, owner, policy=None, caps=E820, ledger=None):
+def run(br, owner, policy=None, caps=None, ledger=None):
+    caps = E820 if caps is None else caps
     facts = {"bad_ranges": [br] if br else []}
     res = [{"range_id": owner["range_id"], "owners": [owner], "error": None}] if br else []
     return P.plan_actions(facts, res, ledger or L.empty_ledger("h"), policy, caps)

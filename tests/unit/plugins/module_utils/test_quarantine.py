@@ -90,12 +90,12 @@ def test_symlink_never_followed(damaged, tmp_path):
     link = tmp_path / "link"
     link.symlink_to(f)
     e = dict(entry, owner=dict(entry["owner"], paths=[str(link)]))
-    _, res = Q.quarantine_entry(e, "/l.json")
+    _new, res = Q.quarantine_entry(e, "/l.json")
     assert "symlink" in res["skipped"][0] and not res["marked"]
     linkdir = tmp_path / "ld"
     linkdir.symlink_to(tmp_path)
     e = dict(entry, owner=dict(entry["owner"], paths=[str(linkdir / "data.bin")]))
-    _, res = Q.quarantine_entry(e, "/l.json")
+    _new, res = Q.quarantine_entry(e, "/l.json")
     assert "not followed" in res["skipped"][0]
 
 
@@ -106,10 +106,10 @@ def test_replaced_file_skipped(damaged):
     keep.write_bytes(b"")  # pin a different inode number
     f.write_bytes(b"new")
     e = dict(entry, owner=dict(entry["owner"], inode=entry["owner"]["inode"] + 10 ** 9))
-    _, res = Q.quarantine_entry(e, "/l.json")
+    _new, res = Q.quarantine_entry(e, "/l.json")
     assert "replaced since resolution" in res["skipped"][0]
     os.unlink(str(f))
-    _, res = Q.quarantine_entry(entry, "/l.json")
+    _new, res = Q.quarantine_entry(entry, "/l.json")
     assert "no longer exists" in res["skipped"][0]
 
 
@@ -118,7 +118,7 @@ def test_hard_links_all_paths(damaged):
     link = f.parent / "hard"
     os.link(str(f), str(link))
     e = dict(entry, owner=dict(entry["owner"], paths=[str(f), str(link)]))
-    _, res = Q.quarantine_entry(e, "/l.json")
+    _new, res = Q.quarantine_entry(e, "/l.json")
     assert res["marked"] == [str(f), str(link)]
     assert json.loads(os.getxattr(str(link), Q.XATTR))["ranges"][0]["entry"] == entry["id"]
 
@@ -139,7 +139,7 @@ def test_immutable_roundtrip(damaged):
         with pytest.raises(PermissionError):
             open(str(f), "ab")
         closed = Q.accept_loss(new, by="ops", why="x")
-        _, rel = Q.release_entry(closed, "/l.json")
+        _released, rel = Q.release_entry(closed, "/l.json")
         assert "immutable" in rel["released"]
         open(str(f), "ab").close()
     finally:
@@ -151,6 +151,6 @@ def test_immutable_roundtrip(damaged):
 
 
 def test_accept_loss_needs_who_and_why(damaged):
-    _, entry = damaged
+    _path, entry = damaged
     with pytest.raises(Q.PmemError):
         Q.accept_loss(entry, by="", why="x")

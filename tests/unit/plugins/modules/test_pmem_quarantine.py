@@ -45,11 +45,11 @@ def test_present_accept_release(setup, tmp_path):
     assert res["recorded"][0]["change"] == "new" and "quarantined" in res["diff"]["after"]
     assert stat.S_IMODE(os.stat(str(f)).st_mode) == 0
     assert json.loads(os.getxattr(str(f), "user.pmem_poison.lost_ranges"))["ranges"]
-    res, _ = run_module("pmem_quarantine", dict(args, containment=["chmod"]), tmp_path)
+    res, _proc = run_module("pmem_quarantine", dict(args, containment=["chmod"]), tmp_path)
     assert res["changed"] is False, res
     eid = L.load(args["ledger_path"])["entries"][0]["id"]
-    res, _ = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
-                                            "state": "released"}, tmp_path)
+    res, _proc = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
+                                                "state": "released"}, tmp_path)
     assert res["changed"] is False  # still open
     res, p = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
                                             "state": "accepted_lost", "entry_ids": [eid],
@@ -57,8 +57,8 @@ def test_present_accept_release(setup, tmp_path):
     assert res["changed"], p.stderr
     closure = L.load(args["ledger_path"])["entries"][0]["closure"]
     assert closure["how"] == "accepted_lost" and closure["by"] == "alice"
-    res, _ = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
-                                            "state": "released"}, tmp_path)
+    res, _proc = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
+                                                "state": "released"}, tmp_path)
     assert res["changed"] and stat.S_IMODE(os.stat(str(f)).st_mode) == 0o644
     m = json.loads(os.getxattr(str(f), "user.pmem_poison.lost_ranges"))
     assert m["ranges"][0]["state"] == "accepted_lost"
@@ -66,15 +66,15 @@ def test_present_accept_release(setup, tmp_path):
 
 def test_accept_requires_by_why(setup, tmp_path):
     _f, args = setup
-    res, _ = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
-                                            "state": "accepted_lost", "entry_ids": ["x"]},
-                        tmp_path)
+    res, _proc = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
+                                                "state": "accepted_lost", "entry_ids": ["x"]},
+                            tmp_path)
     assert res["failed"] and "by" in res["msg"]
 
 
 def test_unknown_entry(setup, tmp_path):
     _f, args = setup
-    res, _ = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
-                                            "state": "accepted_lost", "entry_ids": ["nope"],
-                                            "by": "a", "why": "b"}, tmp_path)
+    res, _proc = run_module("pmem_quarantine", {"ledger_path": args["ledger_path"],
+                                                "state": "accepted_lost", "entry_ids": ["nope"],
+                                                "by": "a", "why": "b"}, tmp_path)
     assert res["failed"] and "no such ledger entries" in res["msg"]
