@@ -90,3 +90,41 @@ def test_readonly_mount_reported(clearfs):
         assert L.read_open_entries(d.ledger)  # still recorded
     finally:
         os.system("mount -o remount,rw %s" % clearfs.mnt)
+
+
+def test_restore_without_containment_removes_the_marker(clearfs):
+    # The role's default: quarantine marks the file (no containment), pmem_clear restores it in
+    # the same run. The file is good data again: a "lost" marker left behind would send its
+    # users to a backup for nothing.
+    d = make_damaged(clearfs, clearfs.workdir)
+    q = {"ledger_path": d.ledger, "results": d.args["results"], "bad_ranges": d.args["bad_ranges"]}
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res and res["changed"], (res, p.stderr)
+    assert json.loads(os.getxattr(d.path, "user.pmem_poison.lost_ranges"))["ranges"]
+    clr = dict(d.args)
+    del clr["results"]
+    res, p = run_module("pmem_clear", clr, clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(d.path) == d.good
+    assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)
+    assert L.load(d.ledger)["entries"][0]["closure"]["how"] == "restored"
+
+
+def test_release_refreshes_a_stale_marker_of_a_restored_entry(clearfs):
+    # A crash between the ledger's "restored" and the marker update leaves a stale marker;
+    # `state: released` (nothing contained) puts the marker right.
+    d = make_damaged(clearfs, clearfs.workdir)
+    q = {"ledger_path": d.ledger, "results": d.args["results"], "bad_ranges": d.args["bad_ranges"]}
+    run_module("pmem_quarantine", q, clearfs.workdir)
+    stale = os.getxattr(d.path, "user.pmem_poison.lost_ranges")
+    clr = dict(d.args)
+    del clr["results"]
+    run_module("pmem_clear", clr, clearfs.workdir, d.env)
+    os.setxattr(d.path, "user.pmem_poison.lost_ranges", stale)  # as if the run died right there
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
+                        clearfs.workdir)
+    assert res["changed"], (res, p.stderr)
+    assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)
+    res, _proc = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
+                            clearfs.workdir)
+    assert res["changed"] is False

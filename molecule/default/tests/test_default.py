@@ -44,6 +44,12 @@ def test_restored_file_is_byte_identical(host):
     assert host.file(BACKUP).sha256sum == want
 
 
+def test_restored_file_carries_no_lost_marker(host):
+    # it was marked "lost" by the quarantine step of the same run; good data again, no marker
+    cmd = host.run("getfattr --absolute-names -n %s %s", MARKER, RESTORED)
+    assert cmd.rc != 0 and "No such attribute" in cmd.stderr, (cmd.stdout, cmd.stderr)
+
+
 def test_restored_range_left_the_list(host):
     p = _json(host, LAYOUT)["poison"][RESTORED]
     assert not _listed(host, p["device"], p["sector"])

@@ -685,6 +685,11 @@ def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
     store.commit()
     crash_point("after_result")
     res.update(status="cleared", changed=True, details=details)
+    if (entry.get("owner") or {}).get("kind") == "file" and entry.get("state") == "closed":
+        # After the record: a crash here leaves a stale marker that `state: released` refreshes.
+        _unused, skipped = Q.refresh_marker(entry, store.path)
+        if skipped:
+            res["marker_skipped"] = skipped
     return res
 
 

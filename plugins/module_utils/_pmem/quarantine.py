@@ -158,8 +158,8 @@ def merged_marker(old, entry, ledger_path, remove=False):
 
 def _write_marker(fd, path, marker, check):
     old = read_marker(fd)
-    if old == marker:
-        return False
+    if old == marker or (old is None and not marker["ranges"]):
+        return False  # an empty marker is no xattr at all
     if check:
         return True
     try:
@@ -429,9 +429,18 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
                 out["entries"].append({"entry_id": entry["id"], "changed": True, "skipped": []})
                 # keep the marker truthful: the range is now an accepted loss
                 if (entry.get("owner") or {}).get("kind") == "file" and not check:
-                    _unused, res = _refresh_marker(new, ledger_path)
+                    _unused, res = refresh_marker(new, ledger_path)
                     out["entries"][-1]["skipped"] = res
             elif state == "released":
+                if entry.get("state") == "closed" and not entry.get("containment") and \
+                        (entry.get("owner") or {}).get("kind") == "file":
+                    # nothing to undo, but the marker must not outlive a restore
+                    marker_changed, res = refresh_marker(entry, ledger_path, check)
+                    if marker_changed or wanted:
+                        out["entries"].append({"entry_id": entry["id"], "changed": marker_changed,
+                                               "released": ["marker"] if marker_changed else [],
+                                               "skipped": res})
+                    continue
                 if entry.get("state") != "closed" or not entry.get("containment"):
                     if wanted:
                         out["entries"].append({"entry_id": entry["id"], "changed": False,
@@ -454,21 +463,28 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
     return out
 
 
-def _refresh_marker(entry, ledger_path):
-    skipped = []
+def refresh_marker(entry, ledger_path, check=False):
+    """Make the file's marker say what the ledger says of this entry: listed as ``lost`` while
+    open, as ``accepted_lost`` once the loss is accepted, and gone once the range is restored
+    (a restored range is good data again; a stale "lost" would send its users to a backup).
+    Returns (changed, skipped messages)."""
     paths = (entry.get("owner") or {}).get("paths") or []
+    if not paths:
+        return False, []
     renamed = dict((r["from"], r["to"]) for r in (entry.get("containment") or {}).get("rename", []))
-    for p in paths[:1]:
-        try:
-            dfd, _n, fd = open_file_nofollow(renamed.get(p, p))
-        except Skip as e:
-            return None, [str(e)]
-        try:
-            check_identity(fd, p, entry["owner"])
-            _write_marker(fd, p, merged_marker(read_marker(fd), entry, ledger_path), False)
-        except Skip as e:
-            skipped.append(str(e))
-        finally:
-            os.close(fd)
-            os.close(dfd)
-    return None, skipped
+    closure = entry.get("closure") or {}
+    remove = entry.get("state") == "closed" and closure.get("how") != "accepted_lost"
+    path = paths[0]
+    try:
+        dfd, _n, fd = open_file_nofollow(renamed.get(path, path))
+    except Skip as e:
+        return False, [str(e)]
+    try:
+        check_identity(fd, path, entry["owner"])
+        marker = merged_marker(read_marker(fd), entry, ledger_path, remove=remove)
+        return _write_marker(fd, path, marker, check), []
+    except Skip as e:
+        return False, [str(e)]
+    finally:
+        os.close(fd)
+        os.close(dfd)
