@@ -91,6 +91,8 @@ guest 'sha256sum /mnt/pmem-xfs/db/table.dat /srv/backup/db/table.dat' >"$OUT/sha
 check "restored /mnt/pmem-xfs/db/table.dat is byte-identical to /srv/backup/db/table.dat" \
   test "$(awk 'NR == 1 { print $1 }' "$OUT/sha256.txt")" = "$(awk 'NR == 2 { print $1 }' "$OUT/sha256.txt")"
 p=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["poison"]["/mnt/pmem-xfs/db/table.dat"]; print(d["device"], d["sector"])' "$OUT/layout.json")
+check "it carries no lost-ranges marker any more (good data again)" \
+  guest "! getfattr --absolute-names -n user.pmem_poison.lost_ranges /mnt/pmem-xfs/db/table.dat"
 check "its poison (sector ${p#* } of ${p% *}) is no longer listed" guest "! grep -q '^${p#* } ' /sys/block/${p% *}/badblocks"
 for f in /mnt/pmem-xfs/logs/app.log /mnt/pmem-xfs/vm/base.img /mnt/pmem-xfs/vm/clone.img /mnt/pmem-ext4/scratch/results.bin; do
   check "$f carries the marker user.pmem_poison.lost_ranges" \
