@@ -110,6 +110,15 @@ def mounts_by_dev(mounts):
     return by
 
 
+def dax_device_size(name, sysfs_root="/sys"):
+    """Bytes of a devdax character device (its size attribute is in bytes), or None."""
+    try:
+        with open(os.path.join(sysfs_root, "bus", "dax", "devices", name, "size")) as f:
+            return int(f.read().strip())
+    except (IOError, OSError, ValueError):
+        return None
+
+
 def device_size(major, minor, sysfs_root="/sys"):
     try:
         with open(os.path.join(sysfs_root, "dev", "block", "%d:%d" % (major, minor), "size")) as f:
@@ -221,7 +230,7 @@ def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=Non
     groups = {}   # (major, minor) -> [target]
     for t in targets:
         try:
-            _classify(t, facts, by_dev, proc_root, dev_root)
+            _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root)
         except Exception as e:  # noqa: BLE001 - one range never stops the rest
             t.fail(e)
             continue
@@ -239,7 +248,7 @@ def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=Non
     return [t.result for t in targets]
 
 
-def _classify(t, facts, by_dev, proc_root, dev_root):
+def _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root="/sys"):
     rng = t.rng
     area = rng.get("area") or "data"
     if area == "info_block":
@@ -254,6 +263,14 @@ def _classify(t, facts, by_dev, proc_root, dev_root):
         return
     if rng.get("dax_device"):
         path = os.path.join(dev_root, rng["dax_device"])
+        offset = rng.get("_offset")  # device bytes: known for a range given directly
+        size = dax_device_size(rng["dax_device"], sysfs_root)
+        if offset is not None and (offset < 0 or (size is not None and offset + t.length > size)):
+            t.fail(RangeOutsideDevice(
+                "bytes %d-%d lie beyond the end of the device (%s bytes)" % (
+                    offset, offset + t.length, size), device=path, range=t.rid,
+                next_step="check the range's coordinates (devdax offsets start at the data area)"))
+            return
         t.result["owners"].append(new_owner(
             "devdax", t.rid, device=path, length=t.length,
             processes=processes_using([path, "/dev/" + rng["dax_device"]], proc_root)))

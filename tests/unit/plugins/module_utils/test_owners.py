@@ -136,6 +136,21 @@ def test_info_block_outside_and_devdax(tmp_path):
     assert all(r["error"] is None for r in res)
 
 
+def test_direct_devdax_range_beyond_the_device_is_a_per_range_error(tmp_path):
+    sysfs = tmp_path / "sys"
+    (sysfs / "bus" / "dax" / "devices" / "dax1.0").mkdir(parents=True)
+    (sysfs / "bus" / "dax" / "devices" / "dax1.0" / "size").write_text("2097152\n")  # 2 MiB
+    inside = O.direct_range({"device": "/dev/dax1.0", "offset": 2093056, "length": 4096})
+    beyond = O.direct_range({"device": "/dev/dax1.0", "offset": 2097152, "length": 4096})
+    r_in, r_out = O.resolve_owners([inside, beyond], mounts=[], sysfs_root=str(sysfs),
+                                   proc_root=str(tmp_path / "proc"))
+    assert r_in["error"] is None and r_in["owners"][0]["kind"] == "devdax"
+    assert r_out["owners"] == []
+    assert r_out["error"]["error"] == "RangeOutsideDevice"
+    assert "/dev/dax1.0" in r_out["error"]["msg"] and "2097152-2101248" in r_out["error"]["msg"]
+    assert "Next step" in r_out["error"]["msg"]
+
+
 def test_bad_device_is_per_range_error(tmp_path):
     rng = O.direct_range({"device": str(tmp_path / "nope"), "offset": 0, "length": 512})
     ok = {"id": "ok", "area": "info_block", "length": 512}
