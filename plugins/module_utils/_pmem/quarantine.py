@@ -156,6 +156,15 @@ def merged_marker(old, entry, ledger_path, remove=False):
     return {"v": 1, "ledger": ledger_path, "ranges": ranges}
 
 
+def marker_for(old, entry, ledger_path):
+    """The marker as the ledger says it must be for this entry: listed as ``lost`` while open, as
+    ``accepted_lost`` once the loss is accepted, gone once the range is restored (good data again;
+    a stale "lost" would send its users to a backup)."""
+    restored = entry.get("state") == "closed" and \
+        (entry.get("closure") or {}).get("how") != "accepted_lost"
+    return merged_marker(old, entry, ledger_path, remove=restored)
+
+
 def _write_marker(fd, path, marker, check):
     old = read_marker(fd)
     if old == marker or (old is None and not marker["ranges"]):
@@ -253,7 +262,7 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False):
         try:
             check_identity(fd, cur, owner)
             # one inode, several links: the marker is per inode; mark once
-            if _write_marker(fd, cur, merged_marker(read_marker(fd), entry, ledger_path), check):
+            if _write_marker(fd, cur, marker_for(read_marker(fd), entry, ledger_path), check):
                 result["changed"] = True
                 done.append("marker")
             result["marked"].append(cur)
@@ -371,9 +380,7 @@ def release_entry(entry, ledger_path, check=False):
                 os.fchmod(fd, cont["chmod"]["mode"])
             del cont["chmod"]
             undone.append("chmod")
-        remove = (entry.get("closure") or {}).get("how") != "accepted_lost"
-        if _write_marker(fd, paths[-1], merged_marker(read_marker(fd), entry, ledger_path,
-                                                      remove=remove), check):
+        if _write_marker(fd, paths[-1], marker_for(read_marker(fd), entry, ledger_path), check):
             undone.append("marker")
     except Skip as e:
         result["skipped"].append(str(e))
@@ -464,16 +471,12 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
 
 
 def refresh_marker(entry, ledger_path, check=False):
-    """Make the file's marker say what the ledger says of this entry: listed as ``lost`` while
-    open, as ``accepted_lost`` once the loss is accepted, and gone once the range is restored
-    (a restored range is good data again; a stale "lost" would send its users to a backup).
+    """Bring the file's marker in line with the entry (see marker_for), opening the file itself.
     Returns (changed, skipped messages)."""
     paths = (entry.get("owner") or {}).get("paths") or []
     if not paths:
         return False, []
     renamed = dict((r["from"], r["to"]) for r in (entry.get("containment") or {}).get("rename", []))
-    closure = entry.get("closure") or {}
-    remove = entry.get("state") == "closed" and closure.get("how") != "accepted_lost"
     path = paths[0]
     try:
         dfd, _n, fd = open_file_nofollow(renamed.get(path, path))
@@ -481,8 +484,7 @@ def refresh_marker(entry, ledger_path, check=False):
         return False, [str(e)]
     try:
         check_identity(fd, path, entry["owner"])
-        marker = merged_marker(read_marker(fd), entry, ledger_path, remove=remove)
-        return _write_marker(fd, path, marker, check), []
+        return _write_marker(fd, path, marker_for(read_marker(fd), entry, ledger_path), check), []
     except Skip as e:
         return False, [str(e)]
     finally:
