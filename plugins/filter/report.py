@@ -103,21 +103,16 @@ def _clear_outcomes(clear):
     details, error}."""
     out = {}
     clear = _dict(clear)
-    for item in _list(clear.get("plan")):
-        if not isinstance(item, dict) or not item.get("entry_id"):
-            continue
-        slot = out.setdefault(item["entry_id"], {})
-        old = slot.get("plan")
-        if old is None or _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old.get("action"), 3):
-            slot["plan"] = item
-    for item in _list(clear.get("results")):
-        if not isinstance(item, dict) or not item.get("entry_id"):
-            continue
-        slot = out.setdefault(item["entry_id"], {})
-        old = slot.get("result")
-        # a clear result (rewrite with zeros after accept_loss) says more than the closure itself
-        if old is None or _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old.get("action"), 3):
-            slot["result"] = item
+    # per entry, the weightiest plan item and result: a clear result (rewrite with zeros after
+    # accept_loss) says more than the closure itself
+    for key, items in (("plan", clear.get("plan")), ("result", clear.get("results"))):
+        for item in _list(items):
+            if not isinstance(item, dict) or not item.get("entry_id"):
+                continue
+            slot = out.setdefault(item["entry_id"], {})
+            old = slot.get(key)
+            if old is None or _WEIGHT.get(item.get("action"), 3) >= _WEIGHT.get(old.get("action"), 3):
+                slot[key] = item
     return out
 
 
