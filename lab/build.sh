@@ -3,8 +3,10 @@
 #
 # usage: lab/build.sh stock|nfit_test      prints the artefact directory on its last stdout line
 #
-# Steps (each cached under $PMEM_LAB_CACHE, keyed by a hash of the recipe files, see lib.sh):
-#   rootfs   debootstrap --variant=minbase + pinned kernel (shared by both flavours)
+# Steps (each cached under $PMEM_LAB_CACHE, keyed by a hash of the recipe files and of the package
+# versions resolved from today's archive, see lib.sh and resolve.py):
+#   resolve  the newest kernel version whose image, headers, kbuild and source all exist (resolve.py)
+#   rootfs   debootstrap --variant=minbase + that kernel (shared by the flavours of one track)
 #   image    mke2fs -t ext4 -d ROOTFS (no loop mount) -> base.qcow2; kernel/initrd copied out
 #   boot     cold boot under TCG, first-boot setup over SSH (guest/firstboot.sh)
 #   snapshot savevm into state.qcow2 (an overlay on base.qcow2), keep nvdimm.img with it
@@ -15,14 +17,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 flavour=${1:-}
 lab_check_flavour "$flavour"
+lab_resolve "$flavour"
 art=$(lab_artefact_dir "$flavour")
 kver="${KERNEL_ABI}-amd64"
 
 if [[ -f $art/ready ]]; then
-  lab_log "$flavour: cached artefact $art"
+  lab_log "$flavour: cached artefact $art (kernel $kver $KERNEL_VERSION)"
+  lab_set_current "$flavour" "$art"
   echo "$art"
   exit 0
 fi
+lab_log "$flavour: building $art (kernel $kver $KERNEL_VERSION, suite $SUITE)"
 
 for tool in debootstrap qemu-system-x86_64 qemu-img mke2fs python3 ssh ssh-keygen flock; do
   command -v "$tool" >/dev/null || lab_die "missing $tool (apt-get install debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client util-linux)"
@@ -33,6 +38,7 @@ mkdir -p "$PMEM_LAB_CACHE"
 exec 9>"$PMEM_LAB_CACHE/.build.lock"
 lab_log "$flavour: waiting for the build lock" && flock 9
 if [[ -f $art/ready ]]; then # built by someone else meanwhile
+  lab_set_current "$flavour" "$art"
   echo "$art"
   exit 0
 fi
@@ -87,11 +93,11 @@ build_rootfs() {
       case "$line" in I:\ Retrieving* | I:\ Validating* | I:\ Extracting* | I:\ Unpacking* | I:\ Configuring*) ;; *) lab_log "debootstrap: $line" ;; esac
     done
   [[ -x $tmp/bin/bash ]] || lab_die "debootstrap failed"
-  lab_log "rootfs: kernel linux-image-$kver=$KERNEL_VERSION from $DEBIAN_SECURITY_MIRROR, guest config"
+  lab_log "rootfs: kernel $KERNEL_IMAGE_PKG=$KERNEL_VERSION (from $LAB_KERNEL_SUITES), guest config"
   install -m 0755 "$LAB_DIR/guest/configure-rootfs.sh" "$tmp/tmp/configure-rootfs.sh"
   chroot_mount "$tmp"
   chroot "$tmp" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    KERNEL_ABI="$KERNEL_ABI" KERNEL_VERSION="$KERNEL_VERSION" SUITE="$SUITE" \
+    KERNEL_IMAGE_PKG="$KERNEL_IMAGE_PKG" KERNEL_VERSION="$KERNEL_VERSION" LAB_APT_SUITES="$LAB_APT_SUITES" \
     DEBIAN_MIRROR="$DEBIAN_MIRROR" DEBIAN_SECURITY_MIRROR="$DEBIAN_SECURITY_MIRROR" \
     /tmp/configure-rootfs.sh >"$tmp.log" 2>&1 || {
     tail -n 30 "$tmp.log" >&2
@@ -116,7 +122,12 @@ nfit_rootfs() {
   local base=$1 dest=$2 tarball out
   lab_log "nfit_test: building modules (lab/nfit_test/build.sh)"
   [[ -x $LAB_DIR/nfit_test/build.sh ]] || lab_die "lab/nfit_test/build.sh is missing"
-  out=$("$LAB_DIR/nfit_test/build.sh") || lab_die "lab/nfit_test/build.sh failed"
+  out=$(SUITE=$SUITE LAB_APT_SUITES=$LAB_APT_SUITES KERNEL_SERIES=$KERNEL_SERIES KERNEL_ABI=$KERNEL_ABI \
+    KERNEL_VERSION=$KERNEL_VERSION KERNEL_HEADERS_PKG=$KERNEL_HEADERS_PKG \
+    KERNEL_HEADERS_COMMON_PKG=$KERNEL_HEADERS_COMMON_PKG KERNEL_KBUILD_PKG=$KERNEL_KBUILD_PKG \
+    KERNEL_SOURCE_PKG=$KERNEL_SOURCE_PKG DEBIAN_MIRROR=$DEBIAN_MIRROR \
+    DEBIAN_SECURITY_MIRROR=$DEBIAN_SECURITY_MIRROR "$LAB_DIR/nfit_test/build.sh") ||
+    lab_die "lab/nfit_test/build.sh failed"
   tarball=$(printf '%s\n' "$out" | tail -n1)
   [[ -f $tarball ]] || lab_die "lab/nfit_test/build.sh did not print a tarball path (last line: '$tarball')"
   lab_log "nfit_test: modules $tarball"
@@ -184,17 +195,37 @@ rm -f "$work/qemu.pid" "$work/monitor.sock"
   echo "FLAVOUR=$flavour"
   echo "KEY=$(lab_key "$flavour")"
   echo "KERNEL=$kver $KERNEL_VERSION"
+  echo "SUITE=$SUITE"
+  echo "ROOTFS=$ROOTFS"
   echo "BUILT=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  printf '%s\n' "$LAB_RESOLVED" | sed 's/^/# /'
 } >"$work/ready"
 rm -rf "$art"
 mv "$work" "$art"
+lab_set_current "$flavour" "$art"
 lab_log "$flavour: built $art ($(du -sh "$art" | cut -f1) on disk)"
 
-# Drop superseded artefacts of this flavour and superseded rootfs trees, unless a QEMU uses them.
+# Drop superseded artefacts of this flavour, and rootfs trees no current artefact was built from,
+# unless a QEMU uses them.
 in_use() { grep -qsa -- "$1/" /proc/[0-9]*/cmdline; }
-for old in "$PMEM_LAB_CACHE/$flavour"-* "$PMEM_LAB_CACHE"/rootfs-*; do
-  [[ -e $old && $old != "$art" && $old != "$ROOTFS" ]] || continue
-  [[ $old == *.tmp || $old == *.tmp.log ]] && continue # another build's work in progress
+current_rootfs() {
+  local p
+  for p in "$PMEM_LAB_CACHE"/current/*; do
+    [[ -s $p && -f $(cat "$p")/ready ]] && sed -n 's/^ROOTFS=//p' "$(cat "$p")/ready"
+  done
+}
+for old in "$PMEM_LAB_CACHE"/*/ready; do
+  old=${old%/ready}
+  if [[ $old == "$art" ]] || ! grep -qx "FLAVOUR=$flavour" "$old/ready"; then continue; fi
+  if ! in_use "$old"; then
+    lab_log "pruning superseded $(basename "$old")"
+    rm -rf "$old"
+  fi
+done
+keep=$(current_rootfs)
+for old in "$PMEM_LAB_CACHE"/rootfs-*; do
+  [[ -d $old && $old != "$ROOTFS" && $old != *.tmp ]] || continue
+  grep -qxF -- "$old" <<<"$keep" && continue
   if ! in_use "$old"; then
     lab_log "pruning superseded $(basename "$old")"
     rm -rf "$old"

@@ -22,6 +22,42 @@ lab_check_flavour() {
   esac
 }
 
+# lab_flavour_track FLAVOUR: what a flavour is made of, as globals.
+#   LAB_LAYOUT            stock (e820 + QEMU NVDIMM) or nfit_test (e820 + the emulated NFIT bus)
+#   SUITE                 the guest's userspace suite (debootstrap)
+#   LAB_KERNEL_SUITES     suites the kernel packages may come from (comma-separated)
+#   LAB_KERNEL_SERIES     6.1, 6.12, ... or newest
+lab_flavour_track() {
+  lab_check_flavour "$1"
+  case "$1" in
+    stock | nfit_test)
+      LAB_LAYOUT=$1
+      SUITE=bookworm
+      LAB_KERNEL_SUITES=bookworm,bookworm-updates,bookworm-security
+      LAB_KERNEL_SERIES=6.1
+      ;;
+  esac
+  LAB_APT_SUITES=$(printf '%s\n' "$SUITE" "$SUITE-updates" "$SUITE-security" "${LAB_KERNEL_SUITES//,/$'\n'}" | awk '!seen[$0]++' | paste -sd,)
+}
+
+# lab_resolve FLAVOUR: resolve the flavour's kernel packages from today's archive (lab/resolve.py)
+# and set KERNEL_* and LAB_USERSPACE. Writes what it resolved to $PMEM_LAB_CACHE/resolved/FLAVOUR.env,
+# which is part of the cache key: a changed archive means a new key and a rebuild.
+lab_resolve() {
+  local flavour=$1 out
+  lab_flavour_track "$flavour"
+  mkdir -p "$PMEM_LAB_CACHE/resolved"
+  out=$(python3 "$LAB_DIR/resolve.py" --suites "$LAB_KERNEL_SUITES" --series "$LAB_KERNEL_SERIES" \
+    --userspace-suites "$LAB_APT_SUITES" --want "${PMEM_LAB_WANT_KERNEL:-}" --arch "$ARCH" \
+    --mirror "$DEBIAN_MIRROR" --security-mirror "$DEBIAN_SECURITY_MIRROR" \
+    --cache "$PMEM_LAB_CACHE/index" 2> >(while IFS= read -r l; do lab_log "$flavour: $l"; done)) ||
+    lab_die "$flavour: cannot resolve the kernel packages from the archive (see above)"
+  eval "$out"
+  LAB_RESOLVED=$(printf 'suite=%s\nkernel_suites=%s\n%s\n' "$SUITE" "$LAB_KERNEL_SUITES" "$out")
+  printf '%s\n' "$LAB_RESOLVED" >"$PMEM_LAB_CACHE/resolved/$flavour.env.tmp"
+  mv "$PMEM_LAB_CACHE/resolved/$flavour.env.tmp" "$PMEM_LAB_CACHE/resolved/$flavour.env"
+}
+
 # Files whose content defines a flavour's artefact. Changing any of them changes the key.
 lab_recipe_files() {
   local flavour=$1
@@ -38,8 +74,9 @@ lab_recipe_files() {
 # Cache key: sha256 over the recipe files' paths (relative to lab/) and contents, plus the flavour.
 lab_key() {
   local flavour=$1 f
+  [[ -n ${LAB_RESOLVED:-} ]] || lab_die "lab_key before lab_resolve"
   {
-    printf 'flavour=%s\n' "$flavour"
+    printf 'flavour=%s\n%s\n' "$flavour" "$LAB_RESOLVED"
     while IFS= read -r f; do
       printf '%s\n' "${f#"$LAB_DIR"/}"
       sha256sum <"$f"
@@ -47,19 +84,40 @@ lab_key() {
   } | sha256sum | cut -c1-16
 }
 
-# The rootfs (shared by both flavours) depends only on the pins, the build script and the chroot
-# configuration script.
+# The rootfs (shared by the flavours of one track) depends only on the resolved packages, the build
+# script and the chroot configuration script.
 lab_rootfs_key() {
   local f
-  for f in "$LAB_DIR/recipe.env" "$LAB_DIR/build.sh" "$LAB_DIR/guest/configure-rootfs.sh"; do
-    printf '%s\n' "${f#"$LAB_DIR"/}"
-    sha256sum <"$f"
-  done | sha256sum | cut -c1-16
+  {
+    printf '%s\n' "$LAB_RESOLVED"
+    for f in "$LAB_DIR/recipe.env" "$LAB_DIR/build.sh" "$LAB_DIR/guest/configure-rootfs.sh"; do
+      printf '%s\n' "${f#"$LAB_DIR"/}"
+      sha256sum <"$f"
+    done
+  } | sha256sum | cut -c1-16
 }
 
 lab_artefact_dir() {
   local flavour=$1
   printf '%s/%s-%s\n' "$PMEM_LAB_CACHE" "$flavour" "$(lab_key "$flavour")"
+}
+
+# The artefact the last build of FLAVOUR made or confirmed (build.sh writes the pointer). up.sh
+# starts that one without asking the archive again; `make test` runs build.sh first, so a test run
+# always starts what today's archive resolves to.
+lab_current_pointer() { printf '%s/current/%s\n' "$PMEM_LAB_CACHE" "$1"; }
+lab_current_artefact() {
+  local p art
+  p=$(lab_current_pointer "$1")
+  [[ -s $p ]] || return 1
+  art=$(cat "$p")
+  [[ -f $art/ready ]] || return 1
+  printf '%s\n' "$art"
+}
+lab_set_current() {
+  mkdir -p "$PMEM_LAB_CACHE/current"
+  printf '%s\n' "$2" >"$(lab_current_pointer "$1").tmp"
+  mv "$(lab_current_pointer "$1").tmp" "$(lab_current_pointer "$1")"
 }
 
 lab_ssh_key() { printf '%s/ssh/id_ed25519\n' "$PMEM_LAB_CACHE"; }

@@ -23,8 +23,7 @@ if [[ -f $run/instance.env ]]; then
   fi
 fi
 
-art=$(lab_artefact_dir "$flavour")
-if [[ ! -f $art/ready ]]; then
+if ! art=$(lab_current_artefact "$flavour"); then
   lab_log "$flavour is not built yet: building"
   art=$("$LAB_DIR/build.sh" "$flavour" | tail -n1)
 fi

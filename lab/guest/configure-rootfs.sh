@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Runs inside the freshly debootstrapped rootfs (chroot) as root: installs the pinned kernel from the
-# security archive and configures the guest (network, SSH, console, small initramfs).
-# Arguments come from the environment: KERNEL_ABI KERNEL_VERSION SUITE DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR
+# Runs inside the freshly debootstrapped rootfs (chroot) as root: installs the kernel resolved by
+# lab/resolve.py and configures the guest (network, SSH, console, small initramfs).
+# Arguments come from the environment: KERNEL_IMAGE_PKG KERNEL_VERSION LAB_APT_SUITES (comma-separated)
+# DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
-cat >/etc/apt/sources.list <<EOS
-deb $DEBIAN_MIRROR $SUITE main
-deb $DEBIAN_MIRROR $SUITE-updates main
-deb $DEBIAN_SECURITY_MIRROR $SUITE-security main
-EOS
+: >/etc/apt/sources.list
+for suite in ${LAB_APT_SUITES//,/ }; do
+  case $suite in
+    *-security) echo "deb $DEBIAN_SECURITY_MIRROR $suite main" ;;
+    *) echo "deb $DEBIAN_MIRROR $suite main" ;;
+  esac >>/etc/apt/sources.list
+done
 # No service may start inside the chroot.
 printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 chmod 0755 /usr/sbin/policy-rc.d
@@ -23,7 +26,7 @@ printf '%s\n' virtio_pci virtio_blk ext4 crc32c_generic >/etc/initramfs-tools/mo
 
 apt-get -q update
 apt-get -q -y --no-install-recommends install \
-  "linux-image-${KERNEL_ABI}-amd64=${KERNEL_VERSION}"
+  "${KERNEL_IMAGE_PKG}=${KERNEL_VERSION}"
 # Everything else comes from the same suite; upgrade so the image matches the archive of the day.
 apt-get -q -y --no-install-recommends dist-upgrade
 apt-get clean

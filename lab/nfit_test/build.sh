@@ -6,13 +6,17 @@
 # progress goes to stderr, the tools' own output to a log file beside the tarball.
 #
 # Cached: the tarball lives under
-#   ${PMEM_LAB_CACHE:-/var/cache/pmem-poison-lab}/nfit_test/<sha256 of build.sh + recipe.env>/
+#   ${PMEM_LAB_CACHE:-/var/cache/pmem-poison-lab}/nfit_test/<sha256 of build.sh + recipe.env + the
+#   resolved package names and version>/
 # and a second run with the same inputs only prints its path. The build chroot (debootstrap
 # minbase + toolchain + the pinned headers and source) is cached too, keyed by suite and versions.
 #
 # Needs: root, debootstrap, mount, flock, sha256sum, awk; network access to the Debian archives.
-# Environment: PMEM_LAB_CACHE, DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: the host's apt
-# sources), PMEM_LAB_JOBS (make -j, default nproc), PMEM_LAB_KEEP_BUILD=1 keeps the build tree.
+# Environment (set by lab/build.sh from lab/resolve.py; the kernel packages are never pinned here):
+#   SUITE LAB_APT_SUITES KERNEL_SERIES KERNEL_ABI KERNEL_VERSION KERNEL_HEADERS_PKG
+#   KERNEL_HEADERS_COMMON_PKG KERNEL_KBUILD_PKG KERNEL_SOURCE_PKG, and PMEM_LAB_CACHE,
+#   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: the host's apt sources), PMEM_LAB_JOBS (make
+#   -j, default nproc), PMEM_LAB_KEEP_BUILD=1 keeps the build tree.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,13 +33,12 @@ if [[ -r "$recipe" ]]; then
   # shellcheck source=/dev/null
   source "$recipe"
 fi
-KERNEL_ABI=${KERNEL_ABI:-6.1.0-56}
-KERNEL_VERSION=${KERNEL_VERSION:-6.1.192-2}
-SUITE=${SUITE:-bookworm}
+for var in SUITE KERNEL_SERIES KERNEL_ABI KERNEL_VERSION KERNEL_HEADERS_PKG KERNEL_HEADERS_COMMON_PKG \
+  KERNEL_KBUILD_PKG KERNEL_SOURCE_PKG; do
+  [[ -n ${!var:-} ]] || die "${var} is not set: run lab/build.sh nfit_test (it resolves the kernel packages)"
+done
 ARCH=${ARCH:-amd64}
-# linux-source-6.1 for ABI 6.1.0-56: the upstream series is the ABI's first two fields.
-KERNEL_SERIES=$(cut -d. -f1-2 <<<"$KERNEL_ABI")
-KERNEL_SOURCE_PKG=${KERNEL_SOURCE_PKG:-linux-source-${KERNEL_SERIES}}
+LAB_APT_SUITES=${LAB_APT_SUITES:-${SUITE},${SUITE}-updates,${SUITE}-security}
 KVER="${KERNEL_ABI}-${ARCH}"
 EXPECTED_VERMAGIC="${KVER} SMP preempt mod_unload modversions"
 
@@ -65,7 +68,8 @@ key=$(
   {
     cat "$self"
     if [[ -r "$recipe" ]]; then cat "$recipe"; fi
-    printf 'effective:%s %s %s %s\n' "$KERNEL_ABI" "$KERNEL_VERSION" "$SUITE" "$ARCH"
+    printf 'effective:%s %s %s %s %s %s %s %s %s\n' "$KERNEL_ABI" "$KERNEL_VERSION" "$SUITE" "$ARCH" \
+      "$LAB_APT_SUITES" "$KERNEL_HEADERS_PKG" "$KERNEL_HEADERS_COMMON_PKG" "$KERNEL_KBUILD_PKG" "$KERNEL_SOURCE_PKG"
   } | sha256sum | cut -c1-16
 )
 out_dir="${cache_root}/${key}"
@@ -95,12 +99,12 @@ buildlog="${out_dir}/build.log"
 : >"$buildlog"
 log "kernel ${KVER} at ${KERNEL_VERSION}; mirrors ${DEBIAN_MIRROR} + ${DEBIAN_SECURITY_MIRROR}; log ${buildlog}"
 
-# Packages of the build chroot; the two kernel packages are pinned to the kernel's exact version.
+# Packages of the build chroot; the kernel packages at the resolved kernel's exact version.
 packages=(
   gcc make libc6-dev bc flex bison libelf-dev libssl-dev xz-utils kmod
-  "linux-headers-${KVER}=${KERNEL_VERSION}"
-  "linux-headers-${KERNEL_ABI}-common=${KERNEL_VERSION}"
-  "linux-kbuild-${KERNEL_SERIES}=${KERNEL_VERSION}"
+  "${KERNEL_HEADERS_PKG}=${KERNEL_VERSION}"
+  "${KERNEL_HEADERS_COMMON_PKG}=${KERNEL_VERSION}"
+  "${KERNEL_KBUILD_PKG}=${KERNEL_VERSION}"
   "${KERNEL_SOURCE_PKG}=${KERNEL_VERSION}"
 )
 chroot_key=$(printf '%s\n' "$SUITE" "$ARCH" "${packages[@]}" | sha256sum | cut -c1-12)
@@ -159,11 +163,13 @@ else
   rm -rf --one-file-system "$chroot_dir"
   log "debootstrap --variant=minbase ${SUITE} (about a minute)"
   run debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$chroot_dir" "$DEBIAN_MIRROR"
-  cat >"${chroot_dir}/etc/apt/sources.list" <<EOF
-deb ${DEBIAN_MIRROR} ${SUITE} main
-deb ${DEBIAN_MIRROR} ${SUITE}-updates main
-deb ${DEBIAN_SECURITY_MIRROR} ${SUITE}-security main
-EOF
+  : >"${chroot_dir}/etc/apt/sources.list"
+  for suite in ${LAB_APT_SUITES//,/ }; do
+    case $suite in
+      *-security) echo "deb ${DEBIAN_SECURITY_MIRROR} ${suite} main" ;;
+      *) echo "deb ${DEBIAN_MIRROR} ${suite} main" ;;
+    esac >>"${chroot_dir}/etc/apt/sources.list"
+  done
   cp /etc/resolv.conf "${chroot_dir}/etc/resolv.conf" 2>/dev/null || true
   mount_chroot
   log "installing the toolchain, ${KERNEL_SOURCE_PKG} and linux-headers-${KVER} (=${KERNEL_VERSION})"
@@ -175,7 +181,7 @@ fi
 mount_chroot
 
 # Confirm the pins really hold (a mismatched source tree builds modules that will not load).
-for pkg in "linux-headers-${KVER}" "$KERNEL_SOURCE_PKG"; do
+for pkg in "$KERNEL_HEADERS_PKG" "$KERNEL_SOURCE_PKG"; do
   # shellcheck disable=SC2016 # dpkg-query's own ${Version} format
   v=$(chroot "$chroot_dir" dpkg-query -W -f '${Version}' "$pkg")
   [[ "$v" == "$KERNEL_VERSION" ]] || die "${pkg} is ${v} in the chroot, want ${KERNEL_VERSION}"
