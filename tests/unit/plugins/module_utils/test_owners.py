@@ -57,9 +57,26 @@ def test_parse_mountinfo_escapes_and_dedupe():
     assert [m["mountpoint"] for m in by[(7, 0)]] == ["/mnt/c", "/mnt/a b", "/srv"]
 
 
+XFS_DB_MODES = """rbmino = 129
+rsumino = 130
+uquotino = null
+gquotino = null
+pquotino = null
+core.mode = 0100644
+core.nlinkv2 = 1
+core.gen = 7
+core.mode = 0100644
+core.nlinkv2 = 1
+core.gen = 8
+"""
+
+
 def test_xfs_db_fsmap_parse_and_shared():
     def run(argv, stdin=None):
         assert argv[:2] == ["xfs_db", "-r"]
+        if argv[3] == "sb 0":  # inode types of the data-fork owners
+            assert argv[6:10] == ["-c", "inode 131", "-c", "print core.mode core.nlinkv2 core.gen"]
+            return 0, XFS_DB_MODES, ""
         assert argv[3] == "fsmap 24 24"
         return 0, XFS_DB_FSMAP, ""
     res = OFF.xfs_owners("/dev/x", [(24 * 4096 + 100, 24 * 4096 + 612, "r")], GEOM, run=run)
