@@ -59,11 +59,13 @@ def new_owner(kind, range_id, fs=None, **kw):
     o = {"kind": kind, "range_id": range_id, "device": None, "mountpoint": None, "fstype": None,
          "inode": None, "generation": None, "paths": [], "file_offset": None, "length": None,
          "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
-         "metadata_kind": None, "processes": [], "reason": None, "fs_offset": None}
+         "metadata_kind": None, "processes": [], "reason": None, "fs_offset": None,
+         "fs_uuid": None}
     if fs:
         o["device"] = fs.get("device")
         o["mountpoint"] = fs.get("mountpoint")
         o["fstype"] = fs.get("fstype")
+        o["fs_uuid"] = fs.get("uuid")
     o.update(kw)
     if o["kind"] == "file" and o["file_offset"] is not None and o["length"]:
         o["repair_offset"], o["repair_length"] = repair_cover(o["file_offset"], o["length"])
@@ -412,6 +414,8 @@ def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run, ext4_debug
             live.append(t)
     if not live:
         return
+    if fs.get("uuid") is None:
+        fs["uuid"] = _fs_uuid(fs, dev_root)
     if fs.get("offline"):
         _resolve_offline(live, fs, run)
     else:
@@ -583,6 +587,21 @@ def _no_owner_reason(lo, fs_size):
              else "filesystem size unknown")
     return ("no owner reported by GETFSMAP (%s), even with the query widened around these bytes: "
             "resolve with the filesystem unmounted (xfs_db/debugfs) before clearing" % where)
+
+
+def _fs_uuid(fs, dev_root):
+    """The filesystem uuid from its superblock (the stable key of filesystem owners: device names
+    move across reboots), or None when the device cannot be read (not root)."""
+    if fs.get("geom"):
+        return fs["geom"].get("uuid")
+    devpath = _fs_block_device(fs, dev_root) if not fs.get("offline") else fs.get("device")
+    if devpath is None:
+        return None
+    try:
+        geom = _offline.probe_device(devpath)
+    except (IOError, OSError):
+        return None
+    return (geom or {}).get("uuid")
 
 
 def _ext_fs_size(fs, dev_root):

@@ -61,6 +61,7 @@ def probe_superblock(data):
         ro_compat = struct.unpack_from(">I", data, 212)[0]
         version = struct.unpack_from(">H", data, 100)[0] & 0xF
         return {"fstype": "xfs", "blocksize": blocksize, "size": dblocks * blocksize,
+                "uuid": _uuid_text(data[32:48]),
                 "agblocks": agblocks, "agcount": agcount, "sectsize": sectsize,
                 "agblklog": agblklog,
                 "rmapbt": version >= 5 and bool(ro_compat & XFS_RO_COMPAT_RMAPBT),
@@ -74,10 +75,18 @@ def probe_superblock(data):
             blocks_hi = struct.unpack_from("<I", sb, 0x150)[0] if incompat & EXT4_INCOMPAT_64BIT else 0
             blocksize = 1024 << log_bs
             first_data = struct.unpack_from("<I", sb, 20)[0]
-            return {"fstype": "ext4", "blocksize": blocksize,
+            return {"fstype": "ext4", "blocksize": blocksize, "uuid": _uuid_text(sb[0x68:0x78]),
                     "size": ((blocks_hi << 32) | blocks_lo) * blocksize,
                     "first_data_block": first_data}
     return None
+
+
+def _uuid_text(raw):
+    """The filesystem uuid (sb_uuid / s_uuid, 16 bytes) as blkid prints it; None when all zero."""
+    if len(raw) != 16 or not any(bytearray(raw)):
+        return None
+    h = "".join("%02x" % b for b in bytearray(raw))
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
 def probe_device(path):

@@ -125,14 +125,19 @@ def test_probe_superblocks():
     xfs[100:102] = (5).to_bytes(2, "big")
     xfs[124] = 8
     xfs[212:216] = (6).to_bytes(4, "big")
+    xfs[32:48] = bytes(range(16, 32))  # sb_uuid
     g = OFF.probe_superblock(bytes(xfs))
     assert g["fstype"] == "xfs" and g["size"] == 4096000 and g["rmapbt"] and g["reflink"]
+    assert g["uuid"] == "10111213-1415-1617-1819-1a1b1c1d1e1f"
     ext = bytearray(4096)
     ext[1024 + 56:1024 + 58] = (0xEF53).to_bytes(2, "little")
     ext[1024 + 4:1024 + 8] = (100).to_bytes(4, "little")
     ext[1024 + 24:1024 + 28] = (2).to_bytes(4, "little")
     g = OFF.probe_superblock(bytes(ext))
-    assert g == {"fstype": "ext4", "blocksize": 4096, "size": 409600, "first_data_block": 0}
+    assert g == {"fstype": "ext4", "blocksize": 4096, "size": 409600, "first_data_block": 0,
+                 "uuid": None}
+    ext[1024 + 0x68:1024 + 0x78] = bytes(range(1, 17))  # s_uuid: the key of filesystem owners
+    assert OFF.probe_superblock(bytes(ext))["uuid"] == "01020304-0506-0708-090a-0b0c0d0e0f10"
     assert OFF.probe_superblock(bytes(4096)) is None
 
 
