@@ -208,3 +208,24 @@ def _present(rng, identity):
     out["moved"] = bool(identity.get("absolute") is not None and rng.get("absolute") is not None
                         and identity["absolute"] != rng["absolute"])
     return out
+
+
+def refresh_range(rng, topology):
+    """``(range_now, None)``: a copy of BadRange *rng* with the names, offsets and filesystem of
+    *topology* (its bytes found again by identity), or ``(None, reason)`` when they are not on this
+    host now. A range without a stable identity (names only) comes back unchanged: nothing better
+    is known, and its identity says so (``stable: false``)."""
+    ident = (rng or {}).get("identity")
+    if not ident or not ident.get("stable"):
+        return rng, None
+    loc = locate(ident, topology)
+    if not loc.get("present"):
+        return None, loc.get("reason")
+    out = dict(rng)
+    for key in ("region", "region_offset", "namespace", "namespace_offset", "blockdev",
+                "blockdev_offset", "partition", "partition_offset", "dax_device", "area",
+                "filesystem"):
+        out[key] = loc.get(key)
+    if loc.get("absolute") is not None:
+        out["absolute"] = loc["absolute"]
+    return out, None

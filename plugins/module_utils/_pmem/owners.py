@@ -36,6 +36,7 @@ import threading
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as _fsmap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _paths
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
@@ -220,18 +221,34 @@ def _namespace_mode(facts, rng):
 
 def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=None,
                    proc_root="/proc", dev_root="/dev", sysfs_root="/sys", mounts=None,
-                   run=None, ext4_debugfs=True):
+                   run=None, ext4_debugfs=True, topology=None):
     """Resolve every range; returns [{range_id, owners, error, warnings}] in input order.
 
     *ext4_debugfs*: on mounted ext2/3/4 as root, take candidate owners from debugfs and verify
-    them with FIEMAP before (instead of, when they settle everything) the full FIEMAP pass."""
+    them with FIEMAP before (instead of, when they settle everything) the full FIEMAP pass.
+    *topology*: the current topology; ranges that carry a stable identity (facts gathered
+    earlier, perhaps before a reboot, or a ledger's record) are first found again by it
+    (identity.refresh_range), so their device names are those of now; a range whose bytes are
+    not on this host now gets an error, never another device's owners."""
     run = run or _offline.default_run
     if mounts is None:
         mounts = read_mountinfo(proc_root)
     by_dev = mounts_by_dev(mounts)
-    targets = [_Target(r) for r in bad_ranges]
+    targets = []
+    for r in bad_ranges:
+        why = None
+        if topology is not None:
+            now, why = _identity.refresh_range(r, topology)
+            r = now or r
+        t = _Target(r)
+        if why:
+            t.fail(GatherError("the bytes of this range are not on this host now: %s" % why,
+                               range=t.rid, next_step="gather facts again (pmem_badblocks)"))
+        targets.append(t)
     groups = {}   # (major, minor) -> [target]
     for t in targets:
+        if t.result["error"]:
+            continue
         try:
             _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root)
         except Exception as e:  # noqa: BLE001 - one range never stops the rest

@@ -119,7 +119,8 @@ def test_stock_clean_pins_every_field():
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
-        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "clean": True,
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {},
+        "clean": True,
     }
 
 

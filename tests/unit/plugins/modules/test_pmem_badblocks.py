@@ -157,7 +157,7 @@ def test_argument_spec_matches_documentation():
     assert rng == {
         "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "sources", "software_only",
         "dimms", "area", "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-        "filesystem"}
+        "filesystem", "identity"}
     caps = set(ret["ansible_facts"]["contains"]["pmem"]["contains"]["capabilities"]["contains"])
     assert caps == set(gathered["capabilities"])
 
