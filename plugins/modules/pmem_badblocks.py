@@ -353,8 +353,7 @@ ansible_facts:
           description: For each open ledger entry id, where its bytes are now, found by its recorded identity -
             V(present), the current V(region), V(namespace), V(blockdev), V(partition), V(dax_device),
             V(blockdev_offset), V(partition_offset), V(area), V(moved); or V(present=false) with V(reason).
-            The names an entry was seen under (its RV(ansible_facts.pmem.open_entries[].range.seen_as)) may
-            differ after a reboot.
+            The names an entry was seen under (its V(range.seen_as)) may differ after a reboot.
           type: dict
 """
 

@@ -191,10 +191,11 @@ def migrate(ledger, topology=None, at=None):
         note = {"entry_id": entry.get("id"), "status": "proven_by_address"}
         if topology is not None:
             loc = _identity.locate(ident, topology)
-            rng["located_as"] = dict((k, loc.get(k)) for k in (
-                "present", "reason", "region", "namespace", "blockdev", "partition",
-                "dax_device")) if loc.get("present") else {"present": False,
-                                                            "reason": loc.get("reason")}
+            if loc.get("present"):
+                rng["located_as"] = dict((k, loc.get(k)) for k in (
+                    "present", "region", "namespace", "blockdev", "partition", "dax_device"))
+            else:
+                rng["located_as"] = {"present": False, "reason": loc.get("reason")}
             note["present"] = bool(loc.get("present"))
         notes.append(note)
     firsts = []
