@@ -189,7 +189,13 @@ results:
           description: The bytes belong to an extended-attribute fork.
           type: bool
         metadata_kind:
-          description: For V(metadata) owners, which metadata (V(sb), V(agf), V(log), V(inodes), V(bmbt), ...).
+          description: For V(metadata) owners, which metadata (V(sb), V(agf), V(log), V(inodes), V(bmbt),
+            V(directory), V(symlink), V(attr_fork), V(cow_staging), ...). Only a regular file's data is a V(file)
+            owner; a directory's or symlink's block is metadata of that inode (with its inode and paths).
+          type: str
+        fs_uuid:
+          description: The filesystem's uuid (from its superblock), the stable key of filesystem owners; null when
+            the superblock could not be read.
           type: str
         processes:
           description: For V(devdax) and V(raw) owners, the processes with the device open or mapped.
