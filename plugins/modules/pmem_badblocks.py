@@ -219,9 +219,17 @@ ansible_facts:
           elements: dict
           contains:
             id:
-              description: Stable name, V(region1@0x10000+0x1000) (region, region offset, length); block-device
-                coordinates (V(pmem1@0x0+0x1000)) when the region offset is unknown (without root).
+              description: Stable across reboots that rename devices, made of RV(ansible_facts.pmem.bad_ranges[].identity)
+                - V(ns-<namespace uuid>@0x10000+0x1000) (offset from the namespace start),
+                V(ns-<uuid>:data@0x0+0x1000) (offset in the data area, without root), V(phys@0x40010000+0x1000)
+                (physical address, namespaces without a uuid); the name-based V(region1@0x10000+0x1000) or
+                V(pmem1@0x0+0x1000) only when neither is known (no uuid and no root).
               type: str
+            identity:
+              description: What finds these bytes again after a reboot, device names aside - V(kind)
+                (V(namespace_uuid), V(physical) or V(name)), V(namespace_uuid), V(namespace_offset), V(data_offset),
+                V(absolute), V(length), and V(stable) (false when only device names are known).
+              type: dict
             region:
               description: Region, or null when unknown.
               type: str
@@ -341,6 +349,12 @@ ansible_facts:
           description: Open entries of the ledger (see the ledger schema).
           type: list
           elements: dict
+        open_entry_locations:
+          description: For each open ledger entry id, where its bytes are now, found by its recorded identity -
+            V(present), the current V(region), V(namespace), V(blockdev), V(partition), V(dax_device),
+            V(blockdev_offset), V(partition_offset), V(area), V(moved); or V(present=false) with V(reason).
+            The names an entry was seen under (its V(range.seen_as)) may differ after a reboot.
+          type: dict
 """
 
 import time

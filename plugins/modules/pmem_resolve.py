@@ -189,7 +189,13 @@ results:
           description: The bytes belong to an extended-attribute fork.
           type: bool
         metadata_kind:
-          description: For V(metadata) owners, which metadata (V(sb), V(agf), V(log), V(inodes), V(bmbt), ...).
+          description: For V(metadata) owners, which metadata (V(sb), V(agf), V(log), V(inodes), V(bmbt),
+            V(directory), V(symlink), V(attr_fork), V(cow_staging), ...). Only a regular file's data is a V(file)
+            owner; a directory's or symlink's block is metadata of that inode (with its inode and paths).
+          type: str
+        fs_uuid:
+          description: The filesystem's uuid (from its superblock), the stable key of filesystem owners; null when
+            the superblock could not be read.
           type: str
         processes:
           description: For V(devdax) and V(raw) owners, the processes with the device open or mapped.
@@ -229,6 +235,11 @@ def _gather_bad_ranges(module):
     return _ranges.gather_bad_ranges(topo)
 
 
+def _current_topology():
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+    return _topology.gather_topology()
+
+
 def summarize(results):
     counts = {}
     errors = 0
@@ -258,15 +269,19 @@ def main():
     )
     p = module.params
     try:
+        topology = None
         if p["ranges"] is not None:
             todo = [_owners.direct_range(r) for r in p["ranges"]]
         elif p["bad_ranges"] is not None:
             todo = p["bad_ranges"]
+            if any((r or {}).get("identity") for r in todo):
+                # given ranges may predate a reboot that renamed the devices: find them by identity
+                topology = _current_topology()
         else:
             todo = _gather_bad_ranges(module)
         results = _owners.resolve_owners(
             todo, facts=None, walk_paths=p["walk_paths"],
-            max_walk_seconds=p["max_walk_seconds"] or None)
+            max_walk_seconds=p["max_walk_seconds"] or None, topology=topology)
     except PmemError as e:
         module.fail_json(msg=str(e), results=[], summary=summarize([]), error=e.to_dict())
     module.exit_json(changed=False, results=results, summary=summarize(results))

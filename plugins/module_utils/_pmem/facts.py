@@ -15,6 +15,7 @@ import errno
 import os
 import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
@@ -241,6 +242,10 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
                             "the block device (needs raw mode or a region-level clear)"
                             % (rng["id"], rng["namespace"]))
     clean = not bad_ranges and not open_entries and ledger_error is None
+    locations = open_entry_locations(open_entries, topology)
+    for eid, loc in sorted(locations.items()):
+        if not loc["present"]:
+            warnings.append("open ledger entry %s: %s" % (eid, loc["reason"]))
     return {
         "schema_version": SCHEMA_VERSION,
         "gathered_as_root": bool(topology.get("gathered_as_root")),
@@ -258,8 +263,29 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "warnings": warnings,
         "unreadable": list(topology.get("unreadable", [])),
         "open_entries": list(open_entries or []),
+        "open_entry_locations": locations,
         "clean": clean,
     }
+
+
+_LOCATION_FIELDS = ("present", "reason", "region", "namespace", "blockdev", "partition",
+                    "dax_device", "blockdev_offset", "partition_offset", "area", "moved")
+
+
+def open_entry_locations(open_entries, topology):
+    """{entry id: where its bytes are now} for open ledger entries (identity.locate on the
+    entry's recorded identity; schema-1 entries by their recorded physical address): the device
+    names of now, which may differ from the names the entry was seen under."""
+    out = {}
+    for entry in open_entries or []:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            continue
+        ident = _identity.identity_from_recorded(entry.get("range"))
+        loc = _identity.locate(ident, topology) if ident else {
+            "present": False, "reason": "recorded by device name only (%s): names move across "
+                                        "reboots; resolve it again" % (entry.get("range") or {}).get("id")}
+        out[entry["id"]] = dict((k, loc.get(k)) for k in _LOCATION_FIELDS if k in loc)
+    return out
 
 
 def read_open_entries(ledger_path):

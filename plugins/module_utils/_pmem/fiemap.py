@@ -24,6 +24,8 @@ import os
 import struct
 import time
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
+
 HEAD_FMT = "=QQIIII"
 HEAD_SIZE = struct.calcsize(HEAD_FMT)  # 32
 EXT_FMT = "=QQQ16xI12x"
@@ -36,6 +38,7 @@ FS_IOC_GETVERSION = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) |
 
 FIEMAP_MAX_OFFSET = 0xFFFFFFFFFFFFFFFF
 FIEMAP_FLAG_SYNC = 0x1
+FIEMAP_FLAG_XATTR = 0x2
 
 FIEMAP_EXTENT_LAST = 0x1
 FIEMAP_EXTENT_UNKNOWN = 0x2
@@ -63,14 +66,16 @@ def _buffer(count):
     return bytearray(HEAD_SIZE + count * EXT_SIZE)
 
 
-def extents(fd, batch=32, buf=None, ioctl=None):
-    """Yield (logical, physical, length, flags) for every extent of an open file."""
+def extents(fd, batch=32, buf=None, ioctl=None, xattr=False):
+    """Yield (logical, physical, length, flags) for every extent of an open file (of its extended
+    attribute blocks with *xattr*: FIEMAP_FLAG_XATTR)."""
     do_ioctl = ioctl or fcntl.ioctl
     if buf is None or len(buf) < HEAD_SIZE + batch * EXT_SIZE:
         buf = _buffer(batch)
     start = 0
     while True:
-        struct.pack_into(HEAD_FMT, buf, 0, start, FIEMAP_MAX_OFFSET - start, 0, 0, batch, 0)
+        struct.pack_into(HEAD_FMT, buf, 0, start, FIEMAP_MAX_OFFSET - start,
+                         FIEMAP_FLAG_XATTR if xattr else 0, 0, batch, 0)
         try:
             do_ioctl(fd, FS_IOC_FIEMAP, buf, True)
         except OSError as e:
@@ -164,7 +169,8 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
 
     *intervals*: [(start, end, tag)] device bytes to account for. Returns a dict:
 
-    - hits: [{tag, inode, path, nlink, file_offset, length, physical, shared, unwritten, is_dir}]
+    - hits: [{tag, inode, path, nlink, file_offset, length, physical, shared, unwritten, is_dir,
+      inode_type}] (inode_type: owner_kind type name from the opened file's fstat)
     - pending_writeback: paths (capped) of files with DELALLOC/UNKNOWN extents: their data is in
       the page cache and has no place on the device yet; pending_writeback_count the total.
     - errors: [{path, error}] capped at *error_limit*; errors_count the total.
@@ -206,6 +212,7 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
             st = os.fstat(fd)
             if st.st_dev != root_dev:
                 return
+            inode_type = _kind.type_from_mode(st.st_mode)
             if st.st_nlink > 1 and not is_dir:
                 if st.st_ino in seen_multi:
                     return
@@ -222,7 +229,8 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
                                  "file_offset": logical + (s - physical), "length": e - s,
                                  "physical": s, "shared": shared,
                                  "unwritten": bool(flags & FIEMAP_EXTENT_UNWRITTEN),
-                                 "is_dir": is_dir})
+                                 "is_dir": inode_type == _kind.DIRECTORY,
+                                 "inode_type": inode_type})
                     if not shared:
                         pending.remove(s, e)
             if delayed:

@@ -16,18 +16,34 @@ import errno
 import os
 import time
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
+
+
+def entry_type(entry):
+    """owner_kind type name of a DirEntry from its d_type (no stat unless the filesystem gives
+    DT_UNKNOWN; never follows a symlink, never opens anything)."""
+    if entry.is_symlink():
+        return _kind.SYMLINK
+    if entry.is_dir(follow_symlinks=False):
+        return _kind.DIRECTORY
+    if entry.is_file(follow_symlinks=False):
+        return _kind.REGULAR
+    return _kind.OTHER
+
 
 def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, nlinks=None):
     """Walk *root* once and return every path whose inode is in *inodes*.
 
     *nlinks* (optional {inode: st_nlink}) lets the walk stop early once every wanted inode has all
-    its links. Returns dict: paths {inode: [path, ...]} (sorted), errors [{path, error}] (capped),
+    its links. Returns dict: paths {inode: [path, ...]} (sorted), types {inode: owner_kind type
+    name, from d_type}, errors [{path, error}] (capped),
     errors_count, complete (False when the deadline cut the walk short or a directory could not be
     read), timed_out, dirs_walked.
     """
     wanted = set(int(i) for i in inodes)
     paths = {}
-    res = {"paths": paths, "errors": [], "errors_count": 0, "complete": True, "timed_out": False,
+    types = {}
+    res = {"paths": paths, "types": types, "errors": [], "errors_count": 0, "complete": True, "timed_out": False,
            "dirs_walked": 0, "stopped_early": False}
     if not wanted:
         return res
@@ -59,6 +75,7 @@ def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, n
         return res
     if root_ino in wanted:
         paths.setdefault(root_ino, []).append(root)
+        types[root_ino] = _kind.DIRECTORY
     stack = [root]
     while stack:
         if deadline and time.monotonic() > deadline:
@@ -86,6 +103,7 @@ def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, n
                     ino = entry.inode()
                     if ino in wanted:
                         paths.setdefault(ino, []).append(entry.path)
+                        types[ino] = entry_type(entry)
                     if entry.is_dir(follow_symlinks=False):
                         p = entry.path
                         if os.lstat(p).st_dev != root_dev:

@@ -29,13 +29,16 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     GatherError,
     LedgerLocked,
     PmemError,
 )
 
-SCHEMA = 1
+# 2: ranges keyed by identity (namespace uuid / physical address), filesystem owners by fs uuid;
+# migrate() upgrades 1
+SCHEMA = 2
 DEFAULT_PATH = "/var/lib/pmem-poison/ledger.json"
 LOCK_NAME = "ledger.lock"
 
@@ -85,14 +88,24 @@ def empty_ledger(host=None):
 
 
 def entry_id(range_id, owner):
-    """Stable id per (range, owner): ``<range_id>|<device>|ino=<inode>|off=<file_offset>``.
+    """Stable id per (range, owner): ``<range_id>|<where>|ino=<inode>|off=<file_offset>``.
+
+    *range_id* is the BadRange id (made of the namespace uuid or the physical address where they
+    are known, see identity.py). *where* is ``fs-<uuid>`` for owners on a filesystem whose uuid is
+    known, ``-`` for owners that are the device itself (raw, devdax, info block: the range id
+    already says which bytes), and the device path only where nothing stabler is known.
 
     Owners without an inode (metadata, free space, info block, raw, devdax, unknown) use the owner
     kind in place of the inode (``ino=metadata:log``, ``ino=free``) and ``off=-``, so two
     non-file owners of one range still get distinct ids.
     """
     owner = owner or {}
-    device = owner.get("device") or "-"
+    if owner.get("fs_uuid"):
+        where = "fs-%s" % owner["fs_uuid"]
+    elif owner.get("kind") in ("raw", "devdax", "info_block") and _identity.is_stable_id(range_id):
+        where = "-"
+    else:
+        where = owner.get("device") or "-"
     inode = owner.get("inode")
     if inode is None:
         kind = owner.get("kind") or "unknown"
@@ -105,7 +118,115 @@ def entry_id(range_id, owner):
     off = "-" if off is None else str(int(off))
     if owner.get("attr_fork"):
         off += ":attr"
-    return "%s|%s|ino=%s|off=%s" % (range_id, device, ino, off)
+    return "%s|%s|ino=%s|off=%s" % (range_id, where, ino, off)
+
+
+def _owner_key(owner):
+    owner = owner or {}
+    return (owner.get("kind"), owner.get("metadata_kind"), owner.get("inode"),
+            owner.get("file_offset"), bool(owner.get("attr_fork")))
+
+
+def _same_owner(recorded, owner):
+    if _owner_key(recorded) != _owner_key(owner):
+        return False
+    a, b = (recorded or {}).get("fs_uuid"), (owner or {}).get("fs_uuid")
+    return not (a and b and a != b)
+
+
+def find_same_place(ledger, bad_range, owner, exclude=()):
+    """The entry that records *owner* of the same bytes as *bad_range* under another id (its
+    range was seen under other device names, or before identities existed), or None.
+
+    Bytes are compared by identity (identity.same_place: namespace uuid + offset, else physical
+    address), never by name; the owner by kind, inode, file offset and fork (and filesystem uuid
+    when both know it). The first such entry in ledger order wins (the oldest record)."""
+    ident = (bad_range or {}).get("identity")
+    if not ident:
+        return None
+    for entry in (ledger or {}).get("entries", []):
+        if entry.get("id") in exclude or entry.get("duplicate_of"):
+            continue
+        if _identity.same_place(_identity.identity_from_recorded(entry.get("range")), ident) \
+                and _same_owner(entry.get("owner"), owner):
+            return entry
+    return None
+
+
+def migrate(ledger, topology=None, at=None):
+    """Upgrade a ledger to SCHEMA; returns ``(new_ledger, notes)``. Pure; nothing is dropped.
+
+    Schema 1 keyed ranges by device names. Each entry gets ``range.identity``: the physical
+    address it recorded (root runs record ``absolute``) proves where its bytes are
+    (``identity_status: proven_by_address``); an entry that recorded only names gets
+    ``identity: null`` and ``identity_status: unproven`` with the reason, and stays as it is
+    (its id, its state). When *topology* (the current one) is given, each proven identity is
+    also located (identity.locate) and the names it has now are noted (``located_as``).
+    Entries that record the same owner of the same bytes twice (a rename seen before this
+    version) are marked ``duplicate_of`` the first. Ids are kept: an entry takes its stable id
+    when its range is listed again (merge_detections)."""
+    at = at or utcnow()
+    new = copy.deepcopy(ledger) if ledger else empty_ledger()
+    notes = []
+    old_schema = new.get("schema") or 1
+    if old_schema >= SCHEMA:
+        return new, notes
+    for entry in new.get("entries", []):
+        rng = entry.setdefault("range", {})
+        if "identity" in rng:
+            continue
+        rng["seen_as"] = _identity.seen_as(rng)
+        ident = _identity.identity_from_recorded(rng)
+        if ident is None:
+            rng["identity"] = None
+            rng["identity_status"] = "unproven"
+            rng["identity_note"] = (
+                "recorded by device name only (%s); names move across reboots, so this entry is "
+                "kept open as it is and nothing is written for it until it is resolved again" % (
+                    rng.get("id")))
+            notes.append({"entry_id": entry.get("id"), "status": "unproven"})
+            continue
+        rng["identity"] = ident
+        rng["identity_status"] = "proven_by_address"
+        note = {"entry_id": entry.get("id"), "status": "proven_by_address"}
+        if topology is not None:
+            loc = _identity.locate(ident, topology)
+            if loc.get("present"):
+                rng["located_as"] = dict((k, loc.get(k)) for k in (
+                    "present", "region", "namespace", "blockdev", "partition", "dax_device"))
+            else:
+                rng["located_as"] = {"present": False, "reason": loc.get("reason")}
+            note["present"] = bool(loc.get("present"))
+        notes.append(note)
+    firsts = []
+    for entry in new.get("entries", []):
+        ident = _identity.identity_from_recorded(entry.get("range"))
+        for first in firsts:
+            if _identity.same_place(_identity.identity_from_recorded(first.get("range")), ident) \
+                    and _same_owner(first.get("owner"), entry.get("owner")):
+                entry["duplicate_of"] = first["id"]
+                notes.append({"entry_id": entry.get("id"), "status": "duplicate",
+                              "duplicate_of": first["id"]})
+                break
+        else:
+            if ident is not None:
+                firsts.append(entry)
+    new["schema"] = SCHEMA
+    new.setdefault("migrations", []).append({"from": old_schema, "to": SCHEMA, "at": at,
+                                             "entries": len(new.get("entries", []))})
+    return new, notes
+
+
+def resolve_entry_id(ledger, eid):
+    """The entry an operator's id names: its current id, or an id it had before it was re-keyed
+    (``previous_ids``), so ids written into policies before an upgrade keep working."""
+    entry = find_entry(ledger, eid)
+    if entry is not None:
+        return entry
+    for entry in (ledger or {}).get("entries", []):
+        if eid in (entry.get("previous_ids") or []):
+            return entry
+    return None
 
 
 def find_entry(ledger, eid):
@@ -177,10 +298,13 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
     at = at or utcnow()
     new = copy.deepcopy(ledger) if ledger else empty_ledger()
     new.setdefault("entries", [])
+    if (new.get("schema") or 1) < SCHEMA:
+        new, _notes = migrate(new, at=at)
     if isinstance(bad_ranges, list):
         bad_ranges = dict((r.get("id"), r) for r in bad_ranges)
     bad_ranges = bad_ranges or {}
     changes = []
+    touched = set()
     for result in resolve_results or []:
         range_id = result.get("range_id")
         if not range_id:
@@ -194,9 +318,29 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
             eid = entry_id(range_id, owner)
             entry = find_entry(new, eid)
             if entry is None:
-                new["entries"].append(new_entry(bad_range, owner, at))
+                entry = find_same_place(new, bad_range, owner, exclude=touched)
+                if entry is not None:
+                    # the same bytes and owner, recorded under other device names (a reboot
+                    # renamed them) or before identities: the entry takes the stable id
+                    old_id = entry["id"]
+                    entry["id"] = eid
+                    entry.setdefault("previous_ids", []).append(old_id)
+                    _record_range(entry, bad_range, at)
+                    entry["history"].append(_event("resolved", at, {
+                        "rekeyed_from": old_id,
+                        "reason": "listed again under other device names: same bytes by %s" % (
+                            (bad_range.get("identity") or {}).get("kind"))}))
+                    changes.append({"entry_id": eid, "change": "rekeyed",
+                                    "reason": "same bytes and owner as %s (device names moved)"
+                                              % old_id})
+            if entry is None:
+                entry = new_entry(bad_range, owner, at)
+                _record_range(entry, bad_range, at)
+                new["entries"].append(entry)
+                touched.add(eid)
                 changes.append({"entry_id": eid, "change": "new", "reason": "new bad range/owner"})
                 continue
+            touched.add(eid)
             if entry["state"] == "closed":
                 last = last_poison_event(entry)
                 if last is not None and last["event"] == "cleared":
@@ -221,6 +365,23 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                 changes.append({"entry_id": eid, "change": "updated",
                                 "reason": "owner changed: %s" % ", ".join(sorted(diff))})
     return new, changes
+
+
+def _record_range(entry, bad_range, at):
+    """Keep the range's identity (how to find its bytes again) and the names it was seen under
+    (``seen_as``: for people; never used to find the bytes)."""
+    rng = entry.setdefault("range", {})
+    if bad_range.get("identity") is not None or "identity" not in rng:
+        rng["identity"] = bad_range.get("identity") or _identity.identity_from_recorded(bad_range)
+    if rng.get("identity"):
+        rng.pop("identity_status", None)
+        rng.pop("identity_note", None)
+    for key in RANGE_FIELDS:
+        if key in bad_range:
+            rng[key] = bad_range[key]
+    if bad_range.get("filesystem"):
+        rng["filesystem"] = dict(bad_range["filesystem"])
+    rng["seen_as"] = _identity.seen_as(bad_range, at)
 
 
 def apply_event(entry, event, at=None, details=None):

@@ -36,7 +36,9 @@ import threading
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as _fsmap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _paths
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     GatherError, RangeOutsideDevice)
@@ -58,11 +60,13 @@ def new_owner(kind, range_id, fs=None, **kw):
     o = {"kind": kind, "range_id": range_id, "device": None, "mountpoint": None, "fstype": None,
          "inode": None, "generation": None, "paths": [], "file_offset": None, "length": None,
          "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
-         "metadata_kind": None, "processes": [], "reason": None, "fs_offset": None}
+         "metadata_kind": None, "processes": [], "reason": None, "fs_offset": None,
+         "fs_uuid": None}
     if fs:
         o["device"] = fs.get("device")
         o["mountpoint"] = fs.get("mountpoint")
         o["fstype"] = fs.get("fstype")
+        o["fs_uuid"] = fs.get("uuid")
     o.update(kw)
     if o["kind"] == "file" and o["file_offset"] is not None and o["length"]:
         o["repair_offset"], o["repair_length"] = repair_cover(o["file_offset"], o["length"])
@@ -217,18 +221,34 @@ def _namespace_mode(facts, rng):
 
 def resolve_owners(bad_ranges, facts=None, walk_paths=True, max_walk_seconds=None,
                    proc_root="/proc", dev_root="/dev", sysfs_root="/sys", mounts=None,
-                   run=None, ext4_debugfs=True):
+                   run=None, ext4_debugfs=True, topology=None):
     """Resolve every range; returns [{range_id, owners, error, warnings}] in input order.
 
     *ext4_debugfs*: on mounted ext2/3/4 as root, take candidate owners from debugfs and verify
-    them with FIEMAP before (instead of, when they settle everything) the full FIEMAP pass."""
+    them with FIEMAP before (instead of, when they settle everything) the full FIEMAP pass.
+    *topology*: the current topology; ranges that carry a stable identity (facts gathered
+    earlier, perhaps before a reboot, or a ledger's record) are first found again by it
+    (identity.refresh_range), so their device names are those of now; a range whose bytes are
+    not on this host now gets an error, never another device's owners."""
     run = run or _offline.default_run
     if mounts is None:
         mounts = read_mountinfo(proc_root)
     by_dev = mounts_by_dev(mounts)
-    targets = [_Target(r) for r in bad_ranges]
+    targets = []
+    for r in bad_ranges:
+        why = None
+        if topology is not None:
+            now, why = _identity.refresh_range(r, topology)
+            r = now or r
+        t = _Target(r)
+        if why:
+            t.fail(GatherError("the bytes of this range are not on this host now: %s" % why,
+                               range=t.rid, next_step="gather facts again (pmem_badblocks)"))
+        targets.append(t)
     groups = {}   # (major, minor) -> [target]
     for t in targets:
+        if t.result["error"]:
+            continue
         try:
             _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root)
         except Exception as e:  # noqa: BLE001 - one range never stops the rest
@@ -312,6 +332,22 @@ def _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root="/sys"):
     if dev in by_dev:
         _set_mounted(t, dev, by_dev, None)
         return
+    role = _external_role(dev, by_dev)
+    if role is not None:
+        what, m = role
+        fs = {"device": path, "mountpoint": m["mountpoint"], "fstype": m["fstype"]}
+        if what == "logdev":
+            t.result["owners"].append(new_owner(
+                "metadata", t.rid, fs, metadata_kind="log", length=t.length, fs_offset=t.offset,
+                reason="external log device of the %s filesystem mounted at %s" % (
+                    m["fstype"], m["mountpoint"])))
+        else:
+            t.result["owners"].append(new_owner(
+                "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
+                reason="realtime device of the %s filesystem mounted at %s: owners of realtime "
+                       "extents are not resolved online; unmount it and inspect with xfs_db "
+                       "before anything is cleared" % (m["fstype"], m["mountpoint"])))
+        return
     # unmounted: is there a filesystem?
     try:
         geom = _offline.probe_device(path)
@@ -328,6 +364,25 @@ def _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root="/sys"):
         return
     t.fs = {"device": path, "mountpoint": None, "fstype": geom["fstype"], "dev": dev,
             "mount_root": None, "offline": True, "geom": geom}
+
+
+def _external_role(dev, by_dev):
+    """("logdev"|"rtdev", mount) when block device *dev* is the external log or realtime device of
+    a mounted filesystem (XFS shows them as ``logdev=``/``rtdev=`` mount options), else None: such
+    a device has no superblock of its own and must not look like raw, unused space."""
+    for mnts in by_dev.values():
+        for m in mnts:
+            for opt in (m.get("options") or "").split(","):
+                key, _sep, value = opt.partition("=")
+                if key not in ("logdev", "rtdev") or not value.startswith("/"):
+                    continue
+                try:
+                    st = os.stat(value)
+                except OSError:
+                    continue
+                if _stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == dev:
+                    return key, m
+    return None
 
 
 def _blockdev_path(rng, dev_root):
@@ -376,6 +431,8 @@ def _resolve_fs(group, walk_paths, max_walk_seconds, sysfs_root, run, ext4_debug
             live.append(t)
     if not live:
         return
+    if fs.get("uuid") is None:
+        fs["uuid"] = _fs_uuid(fs, dev_root)
     if fs.get("offline"):
         _resolve_offline(live, fs, run)
     else:
@@ -393,7 +450,50 @@ def _piece_to_owner(t, fs, p):
     o = new_owner(kind, t.rid, fs, **kw)
     if p.get("prealloc") or p.get("unwritten"):
         o["reason"] = "unwritten (preallocated) extent: reads return zeros"
+    if p.get("fork") == "data" and p.get("inode") is not None and kind == "unknown":
+        # GETFSMAP names the inode, not its type: settled by _settle_inode_types()
+        o["_fork"] = "data"
+        o["_file_offset"] = p.get("file_offset")
     return o
+
+
+def _apply_inode_type(o, inode_type):
+    """Give an inode's data-fork owner its kind now that the inode's type is known (owner_kind
+    decides; None leaves it ``unknown`` with the reason)."""
+    o.pop("_fork", None)
+    file_offset = o.pop("_file_offset", None)
+    kind, mkind = _kind.inode_owner_kind(inode_type)
+    o["kind"], o["metadata_kind"] = kind, mkind
+    if kind == "file":
+        o["file_offset"] = file_offset
+        if file_offset is not None and o["length"]:
+            o["repair_offset"], o["repair_length"] = repair_cover(file_offset, o["length"])
+    elif kind == "unknown":
+        o["reason"] = _join(o["reason"], _kind.UNKNOWN_TYPE_REASON % o["inode"])
+
+
+def _settle_inode_types(group, fd, ioctl=None):
+    """Data-fork owners from GETFSMAP: read each inode's type by number (XFS bulkstat: no path is
+    followed, nothing is opened) and decide file data vs directory/symlink metadata. Where bulkstat
+    is not available the type comes from the path walk's d_type (_finish)."""
+    want = set(o["inode"] for t in group for o in t.result["owners"] if o.get("_fork") == "data")
+    if not want:
+        return
+    try:
+        types = _fsmap.inode_types(fd, want, ioctl=ioctl)
+    except (_fsmap.FsmapUnsupported, OSError):
+        return
+    for t in group:
+        for o in t.result["owners"]:
+            if o.get("_fork") != "data":
+                continue
+            info = types.get(o["inode"])
+            if info is None:
+                _apply_inode_type(o, None)
+                continue
+            _apply_inode_type(o, info["type"])
+            o["_generation"] = info["generation"]
+            o["_nlink"] = info["nlink"]
 
 
 def _merge(owners):
@@ -402,6 +502,7 @@ def _merge(owners):
     for o in owners:
         prev = out[-1] if out else None
         if (prev and prev["kind"] == o["kind"] and prev["inode"] == o["inode"]
+                and not prev.get("_fork") and not o.get("_fork")
                 and prev["metadata_kind"] == o["metadata_kind"] and prev["shared"] == o["shared"]
                 and prev["fs_offset"] is not None and o["fs_offset"] is not None
                 and prev["fs_offset"] + prev["length"] == o["fs_offset"]
@@ -453,7 +554,7 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                 pending.append((t.offset, t.offset + t.length, t))
                 continue
             for r in recs:
-                if r["kind"] == "unknown":
+                if r["kind"] == "unknown" and r["inode"] is None:
                     pending.append((r["overlap_start"], r["overlap_start"] + r["overlap_length"], t))
                     continue
                 p = dict(r, physical=r["overlap_start"], length=r["overlap_length"])
@@ -465,10 +566,13 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                 t.result["owners"].append(new_owner(
                     "unknown", t.rid, fs, length=hi - lo, fs_offset=lo,
                     reason=_no_owner_reason(lo, fs_size)))
+        _settle_inode_types(group, fd)
         if fast is not None:
             pending = fast.finish(pending)
         if pending:
             _fiemap_pass(pending, fs, fsmap_note, max_walk_seconds)
+            if fast is not None:
+                fast.name_unmapped(group)
         for t in group:
             t.result["owners"].sort(key=lambda o: (o["fs_offset"] if o["fs_offset"] is not None
                                                    else -1, o["inode"] or 0))
@@ -478,6 +582,8 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
         else:
             for t in group:
                 for o in t.result["owners"]:
+                    if o.get("_fork") == "data":
+                        _apply_inode_type(o, None)  # no walk: no d_type to fall back on
                     for k in ("_path_hint", "_nlink", "_generation", "_verified"):
                         o.pop(k, None)
                     known = o.pop("_paths", None)
@@ -498,6 +604,21 @@ def _no_owner_reason(lo, fs_size):
              else "filesystem size unknown")
     return ("no owner reported by GETFSMAP (%s), even with the query widened around these bytes: "
             "resolve with the filesystem unmounted (xfs_db/debugfs) before clearing" % where)
+
+
+def _fs_uuid(fs, dev_root):
+    """The filesystem uuid from its superblock (the stable key of filesystem owners: device names
+    move across reboots), or None when the device cannot be read (not root)."""
+    if fs.get("geom"):
+        return fs["geom"].get("uuid")
+    devpath = _fs_block_device(fs, dev_root) if not fs.get("offline") else fs.get("device")
+    if devpath is None:
+        return None
+    try:
+        geom = _offline.probe_device(devpath)
+    except (IOError, OSError):
+        return None
+    return (geom or {}).get("uuid")
 
 
 def _ext_fs_size(fs, dev_root):
@@ -565,6 +686,7 @@ class _Ext4Candidates:
         self.owner_of = None
         self.error = None
         self.thread = None
+        self.unopened = {}      # candidate inode never opened -> (type, live paths)
 
     @classmethod
     def start(cls, group, fs, fd, run, dev_root):
@@ -644,13 +766,46 @@ class _Ext4Candidates:
                         continue  # outside the mounted subtree: no path through this mount
                     rel = rel[len(mroot):] or "/"
                 paths.append(mp if rel == "/" else os.path.join(mp, rel.lstrip("/")))
-            _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf)
+            unopened = _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf)
+            if unopened:
+                self.unopened[ino] = unopened
         return [(s, e, tags[tag]) for s, e, tag in rs.items]
+
+    def name_unmapped(self, group):
+        """After the FIEMAP pass: bytes it left ``unknown`` that debugfs names as a block of a
+        symlink (or other inode that is never opened) still living at its path become that
+        inode's metadata. Sound because the pass proved no regular file or directory maps them;
+        the candidate only says whose metadata they are."""
+        if not self.unopened or not self.owner_of:
+            return
+        for t in group:
+            for o in t.result["owners"]:
+                if o["kind"] != "unknown" or o["inode"] is not None or o["fs_offset"] is None:
+                    continue
+                first = o["fs_offset"] // self.bs
+                last = (o["fs_offset"] + max(o["length"] or 1, 1) - 1) // self.bs
+                inos = set(self.owner_of.get(b) for b in range(first, last + 1))
+                if len(inos) != 1:
+                    continue
+                ino = inos.pop()
+                if ino not in self.unopened:
+                    continue
+                inode_type, live_paths = self.unopened[ino]
+                o["kind"], o["metadata_kind"] = _kind.inode_owner_kind(inode_type)
+                o["inode"] = ino
+                o["paths"] = list(live_paths)
+                o["reason"] = ("debugfs names inode %d (a %s) for these bytes and no regular file "
+                               "or directory maps them" % (ino, inode_type))
 
 
 def _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf):
-    """Open *ino* through one of *paths* and record every pending byte its live FIEMAP covers."""
+    """Open *ino* through one of *paths* and record every pending byte its live FIEMAP covers.
+
+    A candidate that is a symlink, device node, fifo or socket is never opened (no follow, no
+    device open): returns (type, [live paths]) for it, else None."""
     live_paths = []
+    unopened = []
+    unopened_type = None
     fd = None
     st = None
     for p in paths:
@@ -661,6 +816,8 @@ def _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf):
         if lst.st_ino != ino or lst.st_dev != root_dev:
             continue  # stale name: another inode lives there now
         if not (_stat.S_ISREG(lst.st_mode) or _stat.S_ISDIR(lst.st_mode)):
+            unopened.append(p)
+            unopened_type = _kind.type_from_mode(lst.st_mode)
             continue
         live_paths.append(p)
         if fd is None:
@@ -677,27 +834,38 @@ def _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf):
                 fd, st = None, None
                 live_paths.pop()
     if fd is None:
-        return
+        return (unopened_type, sorted(unopened)) if unopened else None
+    inode_type = _kind.type_from_mode(st.st_mode)
+    is_dir = inode_type == _kind.DIRECTORY
     try:
-        is_dir = _stat.S_ISDIR(st.st_mode)
         gen = _fiemap.get_generation(fd)
         found = []
         for logical, physical, length, flags in _fiemap.extents(fd, buf=buf):
             if flags & _fiemap.NO_PHYSICAL:
                 continue
             for s, e, tag in rs.overlapping(physical, physical + length):
-                found.append((s, e, tag, logical + (s - physical), flags))
+                found.append((s, e, tag, logical + (s - physical), flags, False))
+        if not rs.empty():
+            # an xattr block (ext4 i_file_acl, an XFS attr fork extent) the candidate owns
+            try:
+                for logical, physical, length, flags in _fiemap.extents(fd, buf=buf, xattr=True):
+                    if flags & _fiemap.NO_PHYSICAL:
+                        continue
+                    for s, e, tag in rs.overlapping(physical, physical + length):
+                        found.append((s, e, tag, logical + (s - physical), flags, True))
+            except (_fiemap.FiemapUnsupported, OSError):
+                pass
     except (_fiemap.FiemapUnsupported, OSError):
         return
     finally:
         os.close(fd)
-    for s, e, tag, file_offset, flags in found:
+    for s, e, tag, file_offset, flags, attr in found:
         t = tags[tag]
-        kind = "metadata" if is_dir else "file"
+        kind, mkind = _kind.inode_owner_kind(inode_type, attr_fork=attr)
         o = new_owner(kind, t.rid, fs, inode=ino, length=e - s,
-                      file_offset=file_offset if kind == "file" else None, fs_offset=s,
+                      file_offset=file_offset if kind == "file" or attr else None, fs_offset=s,
                       shared=bool(flags & _fiemap.FIEMAP_EXTENT_SHARED),
-                      metadata_kind="directory" if is_dir else None)
+                      metadata_kind=mkind, attr_fork=attr)
         if flags & _fiemap.FIEMAP_EXTENT_UNWRITTEN:
             o["reason"] = "unwritten (preallocated) extent: reads return zeros"
         if len(live_paths) >= st.st_nlink or (is_dir and live_paths):
@@ -720,11 +888,11 @@ def _fiemap_pass(pending, fs, note, max_walk_seconds):
     scan = _fiemap.scan(fs["mountpoint"], intervals, max_seconds=max_walk_seconds)
     for h in scan["hits"]:
         t = tags[h["tag"]]
-        kind = "metadata" if h["is_dir"] else "file"
+        kind, mkind = _kind.inode_owner_kind(h.get("inode_type") or (
+            _kind.DIRECTORY if h["is_dir"] else _kind.REGULAR))
         o = new_owner(kind, t.rid, fs, inode=h["inode"], length=h["length"],
                       file_offset=h["file_offset"] if kind == "file" else None,
-                      fs_offset=h["physical"], shared=h["shared"],
-                      metadata_kind="directory" if h["is_dir"] else None)
+                      fs_offset=h["physical"], shared=h["shared"], metadata_kind=mkind)
         o["_path_hint"] = h["path"]
         o["_nlink"] = h["nlink"]
         if h["unwritten"]:
@@ -762,12 +930,17 @@ def _fiemap_pass(pending, fs, note, max_walk_seconds):
                     scan["pending_writeback_count"], fs["mountpoint"]))
 
 
+def _wants_path(o):
+    return o["inode"] is not None and (o["kind"] in ("file", "metadata") or o.get("_fork"))
+
+
 def _attach_paths(group, fs, max_walk_seconds):
     mp = fs["mountpoint"]
     want = {}
+    nlinks = {}
     for t in group:
         for o in t.result["owners"]:
-            if o["inode"] is None or o["kind"] not in ("file", "metadata"):
+            if not _wants_path(o):
                 continue
             hint = o.pop("_path_hint", None)
             nlink = o.pop("_nlink", None)
@@ -779,16 +952,20 @@ def _attach_paths(group, fs, max_walk_seconds):
             if hint is not None and nlink == 1:
                 o["paths"] = [hint]
                 continue
+            if nlink:
+                nlinks[o["inode"]] = nlink
             want.setdefault(o["inode"], []).append(o)
     if not want:
         _finish(group, {}, fs, None)
         return
-    res = _paths.find_paths(mp, want.keys(), max_seconds=max_walk_seconds)
+    complete_nlinks = nlinks if set(nlinks) == set(want) else None
+    res = _paths.find_paths(mp, want.keys(), max_seconds=max_walk_seconds, nlinks=complete_nlinks)
     _finish(group, res["paths"], fs, res)
 
 
 def _finish(group, paths, fs, res):
     gens = {}
+    types = (res or {}).get("types") or {}
     for t in group:
         for o in t.result["owners"]:
             o.pop("_path_hint", None)
@@ -796,10 +973,15 @@ def _finish(group, paths, fs, res):
             o.pop("_paths", None)
             gen_known = o.pop("_generation", None)
             verified = o.pop("_verified", False)
-            if o["inode"] is None or o["kind"] not in ("file", "metadata"):
+            if o.get("_fork") == "data":
+                # bulkstat was not available: the walk's d_type is the inode's type
+                _apply_inode_type(o, types.get(o["inode"]))
+            if not _wants_path(o) and not (o["inode"] is not None and o["kind"] == "unknown"):
                 continue
             if res is not None and o["inode"] in paths:
                 o["paths"] = paths[o["inode"]]
+            if o["kind"] == "unknown":
+                continue
             if not o["paths"]:
                 if res is None:
                     continue
@@ -811,9 +993,10 @@ def _finish(group, paths, fs, res):
                     why += " (%d walk errors, e.g. %s: %s)" % (
                         res["errors_count"], res["errors"][0]["path"], res["errors"][0]["error"])
                 o["reason"] = _join(o["reason"], why)
+                o["generation"] = gen_known
                 continue
-            if verified and o["inode"] not in gens:
-                gens[o["inode"]] = (gen_known, None)  # opened and checked moments ago
+            if (verified or gen_known is not None) and o["inode"] not in gens:
+                gens[o["inode"]] = (gen_known, None)  # opened and checked, or read by number
             if o["inode"] not in gens:
                 gens[o["inode"]] = _verify(o["paths"], o["inode"], fs)
             gen, problem = gens[o["inode"]]
@@ -831,8 +1014,20 @@ def _join(a, b):
 
 
 def _verify(paths, ino, fs):
-    """(generation, problem): open the first path, check it is still inode *ino*."""
+    """(generation, problem): check the first path that still exists is inode *ino* (lstat: a
+    symlink is never followed); open it for the generation only when it is a regular file or a
+    directory (a device node or fifo is never opened)."""
     for p in paths:
+        try:
+            lst = os.lstat(p)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue
+            return None, "cannot stat %s: %s" % (p, e.strerror)
+        if lst.st_ino != ino or (os.major(lst.st_dev), os.minor(lst.st_dev)) != fs["dev"]:
+            return None, "path %s changed during the walk (now inode %d)" % (p, lst.st_ino)
+        if not (_stat.S_ISREG(lst.st_mode) or _stat.S_ISDIR(lst.st_mode)):
+            return None, None
         try:
             fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as e:

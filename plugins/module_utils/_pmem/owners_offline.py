@@ -20,6 +20,8 @@ import re
 import struct
 import subprocess
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
+
 XFS_MAGIC = b"XFSB"
 EXT4_MAGIC = 0xEF53
 XFS_RO_COMPAT_RMAPBT = 1 << 1
@@ -59,6 +61,7 @@ def probe_superblock(data):
         ro_compat = struct.unpack_from(">I", data, 212)[0]
         version = struct.unpack_from(">H", data, 100)[0] & 0xF
         return {"fstype": "xfs", "blocksize": blocksize, "size": dblocks * blocksize,
+                "uuid": _uuid_text(data[32:48]),
                 "agblocks": agblocks, "agcount": agcount, "sectsize": sectsize,
                 "agblklog": agblklog,
                 "rmapbt": version >= 5 and bool(ro_compat & XFS_RO_COMPAT_RMAPBT),
@@ -72,10 +75,18 @@ def probe_superblock(data):
             blocks_hi = struct.unpack_from("<I", sb, 0x150)[0] if incompat & EXT4_INCOMPAT_64BIT else 0
             blocksize = 1024 << log_bs
             first_data = struct.unpack_from("<I", sb, 20)[0]
-            return {"fstype": "ext4", "blocksize": blocksize,
+            return {"fstype": "ext4", "blocksize": blocksize, "uuid": _uuid_text(sb[0x68:0x78]),
                     "size": ((blocks_hi << 32) | blocks_lo) * blocksize,
                     "first_data_block": first_data}
     return None
+
+
+def _uuid_text(raw):
+    """The filesystem uuid (sb_uuid / s_uuid, 16 bytes) as blkid prints it; None when all zero."""
+    if len(raw) != 16 or not any(bytearray(raw)):
+        return None
+    h = "".join("%02x" % b for b in bytearray(raw))
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
 def probe_device(path):
@@ -129,18 +140,58 @@ def xfs_owners(device, intervals, geom, run=default_run):
     if rc != 0:
         raise OfflineError("xfs_db fsmap failed: %s" % (err.strip() or out.strip()))
     recs = parse_xfs_db_fsmap(out, geom)
-    return _assign(recs, intervals, _xfs_classify)
+    wanted = set()
+    for rec in recs:
+        if rec["owner"] >= 0 and not rec["bmbt"] and not rec["attr_fork"] and any(
+                rec["physical"] < e and s < rec["physical"] + rec["length"]
+                for s, e, _t in intervals):
+            wanted.add(rec["owner"])
+    info = xfs_inode_info(device, sorted(wanted), run=run)
+    types = dict((ino, i["type"]) for ino, i in info.items())
+    return _assign(recs, intervals, lambda rec: _xfs_classify(rec, types))
 
 
-def _xfs_classify(rec):
+def _xfs_classify(rec, types=None):
     if rec["owner"] < 0:
         kind, mkind = XFS_RMAP_OWNERS.get(rec["owner"], ("metadata", "special_%d" % rec["owner"]))
         return kind, mkind, None
-    if rec["bmbt"]:
-        return "metadata", "bmbt", rec["owner"]
-    if rec["attr_fork"]:
-        return "metadata", "attr_fork", rec["owner"]
-    return "file", None, rec["owner"]
+    kind, mkind = _kind.inode_owner_kind((types or {}).get(rec["owner"]),
+                                         attr_fork=rec["attr_fork"], extent_map=rec["bmbt"])
+    return kind, mkind, rec["owner"]
+
+
+_XFS_SB_INODES = ("rbmino", "rsumino", "uquotino", "gquotino", "pquotino")
+
+
+def xfs_inode_info(device, inodes, run=default_run):
+    """{inode: {type, mode, nlink, generation}} from ``xfs_db inode N`` + ``print core.mode ...``;
+    the superblock's own inodes (realtime bitmap/summary, quota) are type ``internal``; a freed
+    inode (mode 0) or one xfs_db cannot read has type None."""
+    if not inodes:
+        return {}
+    argv = ["xfs_db", "-r", "-c", "sb 0", "-c", "print " + " ".join(_XFS_SB_INODES)]
+    for ino in inodes:
+        argv += ["-c", "inode %d" % ino, "-c", "print core.mode core.nlinkv2 core.gen"]
+    argv.append(device)
+    _rc, out, _err = run(argv)
+    internal = set()
+    for name in _XFS_SB_INODES:
+        m = re.search(r"^%s = (\d+)" % name, out, re.M)
+        if m and int(m.group(1)) not in (0, 0xFFFFFFFFFFFFFFFF):
+            internal.add(int(m.group(1)))
+    modes = [int(m.group(1), 8) for m in re.finditer(r"^core\.mode = (\d+)", out, re.M)]
+    nlinks = [int(m.group(1)) for m in re.finditer(r"^core\.nlinkv2 = (\d+)", out, re.M)]
+    gens = [int(m.group(1)) for m in re.finditer(r"^core\.gen = (\d+)", out, re.M)]
+    result = {}
+    if len(modes) != len(inodes):
+        return dict((ino, {"type": _kind.INTERNAL if ino in internal else None, "mode": None,
+                           "nlink": None, "generation": None}) for ino in inodes)
+    for i, ino in enumerate(inodes):
+        itype = _kind.INTERNAL if ino in internal else _kind.type_from_mode(modes[i])
+        result[ino] = {"type": itype, "mode": modes[i],
+                       "nlink": nlinks[i] if len(nlinks) == len(inodes) else None,
+                       "generation": gens[i] if len(gens) == len(inodes) else None}
+    return result
 
 
 def _assign(recs, intervals, classify):
@@ -306,6 +357,10 @@ def _parse_ncheck(text, wanted):
         if ino not in wanted:
             continue
         p = "/" + parts[1].lstrip("/")
+        if p.endswith("/.."):
+            continue  # a subdirectory's link to its parent: the parent is named by its own entry
+        if p.endswith("/."):
+            p = p[:-2] or "/"  # xfs_db names a directory by its "." entry
         if p not in paths.setdefault(ino, []):
             paths[ino].append(p)
     for v in paths.values():
@@ -332,9 +387,12 @@ _STAT_EXT = re.compile(r"\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?")
 
 def parse_debugfs_stat(lines):
     """type, generation, links and [(logical_blk, phys_blk, count)] from ``stat <ino>``."""
-    info = {"type": None, "generation": None, "links": None, "extents": []}
+    info = {"type": None, "generation": None, "links": None, "extents": [], "xattr_block": None}
     in_ext = False
     for line in lines:
+        m = re.search(r"File ACL:\s+(\d+)", line)
+        if m and int(m.group(1)):
+            info["xattr_block"] = int(m.group(1))
         m = re.search(r"Type:\s+(\S+)", line)
         if m and info["type"] is None:
             info["type"] = m.group(1)
@@ -394,14 +452,19 @@ def ext4_owners(device, intervals, geom, run=default_run):
             info = infos.get(ino, {})
             if ino < EXT4_FIRST_INO:
                 rec["kind"], rec["mkind"] = "metadata", EXT4_SPECIAL_INODES.get(ino, "special_inode")
-            elif info.get("type") == "directory":
-                rec["kind"], rec["mkind"] = "metadata", "directory"
             else:
                 off = _logical_for(info.get("extents", []), b * bs, bs)
-                if off is None:
-                    rec["kind"], rec["mkind"] = "metadata", "extent_tree"
-                else:
-                    rec["kind"], rec["offset"] = "file", off
+                attr = info.get("xattr_block") == b
+                # icheck names the inode for data, extent-index and xattr blocks alike: only a
+                # block its extent list maps is in its data fork
+                rec["kind"], rec["mkind"] = _kind.inode_owner_kind(
+                    _kind.type_from_name(info.get("type")), attr_fork=attr,
+                    extent_map=off is None and not attr)
+                if rec["kind"] == "metadata" and rec["mkind"] == "bmbt":
+                    rec["mkind"] = "extent_tree"
+                if rec["kind"] == "file" or attr:
+                    rec["offset"] = off if not attr else 0
+                rec["attr_fork"] = attr
         elif b in in_use:
             rec["kind"], rec["mkind"] = "metadata", "fs_metadata"
         else:

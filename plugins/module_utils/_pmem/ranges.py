@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
+
 _DECIMAL = re.compile(r"^[0-9]{1,20}$")
 
 SECTOR = 512
@@ -434,6 +436,11 @@ def gather_bad_ranges(topology, devices=None, warnings=None):
                     rng["id"] = format_id(name, start, end - start)
                 result.append(rng)
 
+    for rng in result:
+        # the id is made of what survives a reboot (namespace uuid, physical address); the
+        # name-based id stays only where nothing better is known (identity.stable: false)
+        rng["identity"] = _identity.make_identity(rng, topology)
+        rng["id"] = _identity.format_range_id(rng["identity"], fallback=rng["id"])
     if devices is not None:
         wanted = set(devices)
         result = [r for r in result if wanted & set(

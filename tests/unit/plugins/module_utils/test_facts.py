@@ -119,7 +119,8 @@ def test_stock_clean_pins_every_field():
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
-        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "clean": True,
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {},
+        "clean": True,
     }
 
 
@@ -139,9 +140,17 @@ def _range(**kw):
     base = {"id": None, "region": None, "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
             "length": None, "sources": [], "software_only": False, "dimms": [], "area": None, "absolute": None,
             "region_offset": None, "namespace_offset": None, "blockdev_offset": None, "partition_offset": None,
-            "filesystem": None}
+            "filesystem": None, "identity": None}
     base.update(kw)
     return base
+
+
+def _ident(kind, length, uuid=None, ns_offset=None, data_offset=None, absolute=None):
+    return {"kind": kind, "namespace_uuid": uuid, "namespace_offset": ns_offset, "data_offset": data_offset,
+            "absolute": absolute, "length": length, "stable": kind != "name"}
+
+
+NS00 = "674601de-8388-4eef-b0fb-7688bdb518b5"   # namespace0.0 (QEMU NVDIMM, labelled) in stock-poison
 
 
 # pmem0 (fsdax, pfn, 10 MiB reserve) has GPT + pmem0p1 at sector 2048 with XFS (-o dax);
@@ -150,21 +159,28 @@ def _range(**kw):
 # pmem1 (legacy e820, no info block) holds ext4 (-o dax); /mnt/pmem1/victim starts at sector 264192,
 # poison at file offset 4096 (sector 264200).
 STOCK_POISON_RANGES_ROOT = [
-    _range(id="region0@0xa0c800+0x200", region="region0", namespace="namespace0.0", blockdev="pmem0", length=512,
+    # ids are made of what survives a reboot: the namespace uuid (labelled NVDIMM namespace) or the
+    # physical address (legacy e820 namespace: no uuid)
+    _range(id="ns-%s@0xa0c800+0x200" % NS00, region="region0", namespace="namespace0.0", blockdev="pmem0", length=512,
            sources=["blockdev"], software_only=True, area="outside_partition", absolute=0x100a00000 + 51200,
-           region_offset=10 * MiB + 51200, namespace_offset=10 * MiB + 51200, blockdev_offset=51200),
-    _range(id="region0@0xb1a000+0x1000", region="region0", namespace="namespace0.0", blockdev="pmem0",
+           region_offset=10 * MiB + 51200, namespace_offset=10 * MiB + 51200, blockdev_offset=51200,
+           identity=_ident("namespace_uuid", 512, NS00, 10 * MiB + 51200, 51200, 0x100a00000 + 51200)),
+    _range(id="ns-%s@0xb1a000+0x1000" % NS00, region="region0", namespace="namespace0.0", blockdev="pmem0",
            partition="pmem0p1", length=4096, sources=["blockdev"], software_only=True, area="data",
            absolute=0x100a00000 + 2256 * 512, region_offset=10 * MiB + 2256 * 512,
            namespace_offset=10 * MiB + 2256 * 512, blockdev_offset=2256 * 512, partition_offset=208 * 512,
            filesystem={"device": "/dev/pmem0p1", "mountpoint": "/mnt/pmem0", "fstype": "xfs", "dax": True,
-                       "offset": 208 * 512}),
-    _range(id="region1@0x8101000+0x1000", region="region1", namespace="namespace1.0", blockdev="pmem1", length=4096,
+                       "offset": 208 * 512},
+           identity=_ident("namespace_uuid", 4096, NS00, 10 * MiB + 2256 * 512, 2256 * 512,
+                           0x100a00000 + 2256 * 512)),
+    _range(id="phys@0x48101000+0x1000", region="region1", namespace="namespace1.0", blockdev="pmem1", length=4096,
            sources=["blockdev", "ndctl"], software_only=True, area="data", absolute=0x40000000 + 264200 * 512,
            region_offset=264200 * 512, namespace_offset=264200 * 512, blockdev_offset=264200 * 512,
            filesystem={"device": "/dev/pmem1", "mountpoint": "/mnt/pmem1", "fstype": "ext4", "dax": True,
-                       "offset": 264200 * 512}),
+                       "offset": 264200 * 512},
+           identity=_ident("physical", 4096, absolute=0x40000000 + 264200 * 512)),
 ]
+SP0, SP1, SP2 = [r["id"] for r in STOCK_POISON_RANGES_ROOT]
 
 
 def test_stock_poison_root():
@@ -195,16 +211,20 @@ def test_stock_poison_unprivileged():
     assert got["gathered_as_root"] is False
     pmem0_sector, pmem0_file = got["bad_ranges"][0], got["bad_ranges"][1]
     # pmem0 sits behind a pfn info block whose size needs root: block-device coordinates only
-    assert pmem0_sector == _range(id="pmem0@0xc800+0x200", region="region0", namespace="namespace0.0",
+    # without root the uuid is still readable: the range is keyed by its data-area offset
+    assert pmem0_sector == _range(id="ns-%s:data@0xc800+0x200" % NS00, region="region0", namespace="namespace0.0",
                                   blockdev="pmem0", length=512, sources=["blockdev"], software_only=True,
-                                  area="outside_partition", blockdev_offset=51200)
-    assert pmem0_file["id"] == "pmem0@0x11a000+0x1000"
+                                  area="outside_partition", blockdev_offset=51200,
+                                  identity=_ident("namespace_uuid", 512, NS00, data_offset=51200))
+    assert pmem0_file["id"] == "ns-%s:data@0x11a000+0x1000" % NS00
     assert pmem0_file["partition_offset"] == 208 * 512 and pmem0_file["filesystem"]["offset"] == 208 * 512
     assert pmem0_file["absolute"] is None and pmem0_file["region_offset"] is None
     # the e820 namespace spans its region and has no info block: region coordinates without root
     pmem1 = got["bad_ranges"][2]
+    # no uuid and no physical address without root: only names, flagged as not stable
     assert (pmem1["id"], pmem1["region_offset"], pmem1["absolute"], pmem1["sources"]) == (
         "region1@0x8101000+0x1000", 264200 * 512, None, ["blockdev"])
+    assert pmem1["identity"]["stable"] is False
     assert sorted(os.path.basename(os.path.dirname(u["file"])) for u in got["unreadable"]) == [
         "dax0.0", "dax0.1", "namespace0.0", "namespace0.1", "namespace1.0", "pfn0.0", "region0", "region1"]
     assert got["regions"]["region0"]["resource"] is None
@@ -213,13 +233,13 @@ def test_stock_poison_unprivileged():
 
 
 @pytest.mark.parametrize("devices,ids", [
-    (["pmem0p1"], ["region0@0xb1a000+0x1000"]),
-    (["pmem0"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000"]),
-    (["namespace1.0"], ["region1@0x8101000+0x1000"]),
-    (["ndbus1"], ["region1@0x8101000+0x1000"]),
+    (["pmem0p1"], [SP1]),
+    (["pmem0"], [SP0, SP1]),
+    (["namespace1.0"], [SP2]),
+    (["ndbus1"], [SP2]),
     (["dax0.1"], []),
-    (["pfn0.0"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000"]),
-    (["region0", "pmem1"], ["region0@0xa0c800+0x200", "region0@0xb1a000+0x1000", "region1@0x8101000+0x1000"]),
+    (["pfn0.0"], [SP0, SP1]),
+    (["region0", "pmem1"], [SP0, SP1, SP2]),
 ])
 def test_devices_filter(devices, ids):
     got = gather("stock-poison", devices=devices)
@@ -335,7 +355,8 @@ def test_stock_layout_poison_matches_injection_log():
         injected = [json.loads(line) for line in handle if line.strip()]
     assert got["errors"] == [] and got["warnings"] == []
     assert [r["id"] for r in got["bad_ranges"]] == [
-        "region0@0xa1b000+0x1000", "region1@0xc800+0x200", "region1@0x219000+0x1000", "region1@0x16ce2000+0x1000"]
+        "ns-8fac08b6-aa67-4e7c-a74d-cd790ff76891@0xa1b000+0x1000", "phys@0x4000c800+0x200",
+        "phys@0x40219000+0x1000", "phys@0x56ce2000+0x1000"]
     assert len(injected) == len(got["bad_ranges"])
     for item in injected:
         (rng,) = [r for r in got["bad_ranges"] if r["blockdev"] == item["device"]
@@ -369,15 +390,16 @@ def test_nfit_layout_poison_root():
     with open(os.path.join(fixture_root("nfit-layout-poison"), "devdax.json")) as handle:
         devdax = json.load(handle)
     by_id = dict((r["id"], r) for r in got["bad_ranges"])
-    assert sorted(by_id) == ["region1@0x219000+0x1000", "region1@0xac01000+0x1000", "region1@0xc800+0x200",
-                             "region2@0x208000+0x1000", "region3@0x21a000+0x1000"]
-    dax = by_id["region2@0x208000+0x1000"]
+    assert sorted(by_id) == ["ns-6cf3e858-d883-4582-8d9a-16efa34d9930@0x208000+0x1000",
+                             "ns-81fc576e-ecb7-447c-90d3-3bac4e0ea557@0x21a000+0x1000",
+                             "phys@0x5500c800+0x200", "phys@0x55219000+0x1000", "phys@0x5fc01000+0x1000"]
+    dax = by_id["ns-6cf3e858-d883-4582-8d9a-16efa34d9930@0x208000+0x1000"]
     ns2 = got["namespaces"]["namespace2.0"]
     assert (dax["namespace"], dax["dax_device"], dax["blockdev"], dax["area"]) == ("namespace2.0", "dax2.0", None, "data")
     assert (dax["sources"], dax["software_only"], dax["dimms"]) == (["region", "ndctl"], False, ["nmem1"])
     assert dax["namespace_offset"] - ns2["data_offset"] == devdax["block"] * 512
     assert ns2["ndctl_badblocks"] == [{"offset": 64, "length": 8, "dimms": ["nmem1"]}]
-    fs = by_id["region3@0x21a000+0x1000"]
+    fs = by_id["ns-81fc576e-ecb7-447c-90d3-3bac4e0ea557@0x21a000+0x1000"]
     assert (fs["sources"], fs["software_only"], fs["dimms"]) == (["region", "blockdev", "ndctl"], False, ["nmem3"])
     assert fs["blockdev"] == "pmem3" and fs["blockdev_offset"] == 106496
     assert fs["filesystem"]["mountpoint"] == "/mnt/nfit-xfs" and fs["filesystem"]["offset"] == 106496
@@ -395,8 +417,9 @@ def test_nfit_layout_poison_unprivileged():
     got = gather("nfit-layout-poison", as_root=False)
     ids = [r["id"] for r in got["bad_ranges"]]
     # pmem3's list cannot be placed in region3 without root: two entries for one poisoned page
-    assert "pmem3@0x1a000+0x1000" in ids and "region3@0x21a000+0x1000" in ids
-    region_side = [r for r in got["bad_ranges"] if r["id"] == "region3@0x21a000+0x1000"][0]
+    ns3 = "ns-81fc576e-ecb7-447c-90d3-3bac4e0ea557"
+    assert ns3 + ":data@0x1a000+0x1000" in ids and ns3 + "@0x21a000+0x1000" in ids
+    region_side = [r for r in got["bad_ranges"] if r["id"] == ns3 + "@0x21a000+0x1000"][0]
     assert region_side["area"] is None and region_side["namespace"] == "namespace3.0"
     assert region_side["absolute"] is None
     assert len(got["unreadable"]) == 15

@@ -57,9 +57,26 @@ def test_parse_mountinfo_escapes_and_dedupe():
     assert [m["mountpoint"] for m in by[(7, 0)]] == ["/mnt/c", "/mnt/a b", "/srv"]
 
 
+XFS_DB_MODES = """rbmino = 129
+rsumino = 130
+uquotino = null
+gquotino = null
+pquotino = null
+core.mode = 0100644
+core.nlinkv2 = 1
+core.gen = 7
+core.mode = 0100644
+core.nlinkv2 = 1
+core.gen = 8
+"""
+
+
 def test_xfs_db_fsmap_parse_and_shared():
     def run(argv, stdin=None):
         assert argv[:2] == ["xfs_db", "-r"]
+        if argv[3] == "sb 0":  # inode types of the data-fork owners
+            assert argv[6:10] == ["-c", "inode 131", "-c", "print core.mode core.nlinkv2 core.gen"]
+            return 0, XFS_DB_MODES, ""
         assert argv[3] == "fsmap 24 24"
         return 0, XFS_DB_FSMAP, ""
     res = OFF.xfs_owners("/dev/x", [(24 * 4096 + 100, 24 * 4096 + 612, "r")], GEOM, run=run)
@@ -108,14 +125,19 @@ def test_probe_superblocks():
     xfs[100:102] = (5).to_bytes(2, "big")
     xfs[124] = 8
     xfs[212:216] = (6).to_bytes(4, "big")
+    xfs[32:48] = bytes(range(16, 32))  # sb_uuid
     g = OFF.probe_superblock(bytes(xfs))
     assert g["fstype"] == "xfs" and g["size"] == 4096000 and g["rmapbt"] and g["reflink"]
+    assert g["uuid"] == "10111213-1415-1617-1819-1a1b1c1d1e1f"
     ext = bytearray(4096)
     ext[1024 + 56:1024 + 58] = (0xEF53).to_bytes(2, "little")
     ext[1024 + 4:1024 + 8] = (100).to_bytes(4, "little")
     ext[1024 + 24:1024 + 28] = (2).to_bytes(4, "little")
     g = OFF.probe_superblock(bytes(ext))
-    assert g == {"fstype": "ext4", "blocksize": 4096, "size": 409600, "first_data_block": 0}
+    assert g == {"fstype": "ext4", "blocksize": 4096, "size": 409600, "first_data_block": 0,
+                 "uuid": None}
+    ext[1024 + 0x68:1024 + 0x78] = bytes(range(1, 17))  # s_uuid: the key of filesystem owners
+    assert OFF.probe_superblock(bytes(ext))["uuid"] == "01020304-0506-0708-090a-0b0c0d0e0f10"
     assert OFF.probe_superblock(bytes(4096)) is None
 
 

@@ -165,7 +165,8 @@ def test_region_range_split_across_info_block_and_data():
         ("info_block", (3 << 20) - 1024, 1024), ("outside_partition", 3 << 20, 1024)]
     assert got[1]["blockdev_offset"] == 0 and got[1]["partition"] is None
     assert got[0]["blockdev"] is None and got[0]["namespace_offset"] == (2 << 20) - 1024
-    assert got[0]["id"] == "region0@0x2ffc00+0x400"
+    # keyed by physical address (region resource + offset), not by the region's name
+    assert got[0]["id"] == "phys@0x%x+0x400" % (topo["regions"]["region0"]["resource"] + (3 << 20) - 1024)
 
 
 def test_blockdev_and_region_reports_merge():

@@ -38,6 +38,9 @@ def run(capsys, monkeypatch, args, fixture="stock-poison", roots=None, ndctl_pat
     return exc.value.code, out
 
 
+NS00 = "ns-674601de-8388-4eef-b0fb-7688bdb518b5"  # the stock fixture's labelled fsdax namespace
+
+
 def test_gathers_facts(capsys, monkeypatch):
     code, out = run(capsys, monkeypatch, {})
     assert code == 0
@@ -45,7 +48,7 @@ def test_gathers_facts(capsys, monkeypatch):
     assert isinstance(out["elapsed"], float) and out["elapsed"] >= 0  # reported, never timed
     pmem = out["ansible_facts"]["pmem"]
     assert [r["id"] for r in pmem["bad_ranges"]] == [
-        "region0@0xa0c800+0x200", "region0@0xb1a000+0x1000", "region1@0x8101000+0x1000"]
+        "%s@0xa0c800+0x200" % NS00, "%s@0xb1a000+0x1000" % NS00, "phys@0x48101000+0x1000"]
     assert pmem["clean"] is False
     assert "scrub" not in out
 
@@ -59,7 +62,7 @@ def test_devices_and_unknown(capsys, monkeypatch):
     code, out = run(capsys, monkeypatch, {"devices": ["pmem0p1", "bogus0"]})
     assert code == 0
     pmem = out["ansible_facts"]["pmem"]
-    assert [r["id"] for r in pmem["bad_ranges"]] == ["region0@0xb1a000+0x1000"]
+    assert [r["id"] for r in pmem["bad_ranges"]] == ["%s@0xb1a000+0x1000" % NS00]
     assert pmem["errors"][0]["device"] == "bogus0"
 
 
@@ -154,7 +157,7 @@ def test_argument_spec_matches_documentation():
     assert rng == {
         "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "sources", "software_only",
         "dimms", "area", "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-        "filesystem"}
+        "filesystem", "identity"}
     caps = set(ret["ansible_facts"]["contains"]["pmem"]["contains"]["capabilities"]["contains"])
     assert caps == set(gathered["capabilities"])
 
