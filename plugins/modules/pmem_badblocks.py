@@ -88,6 +88,19 @@ options:
         RV(ansible_facts.pmem.errors) and makes the host not clean.
     type: path
     default: /var/lib/pmem-poison/ledger.json
+  kernel_events:
+    description:
+      - Also read the poison records that no badblocks list holds, and merge them into
+        RV(ansible_facts.pmem.bad_ranges) by physical address, with RV(ansible_facts.pmem.bad_ranges[].sources)
+        naming them. They are V(memory_failure) and V(mce) lines of the kernel log (C(/dev/kmsg) for this boot, the
+        journal's kernel transport for earlier boots it keeps), and V(rasdaemon) records
+        (C(/var/lib/rasdaemon/ras-mc_event.db)) where the host runs rasdaemon.
+      - C(HardwareCorrupted) in C(/proc/meminfo) is a cross-check. Bytes it counts that no record explains
+        become a warning.
+      - On e820 pmem, CXL memory, and for memory failures that are not machine checks on ACPI NFIT, these
+        records are the only evidence of the lost data. Placing them needs root (region base addresses).
+    type: bool
+    default: true
 notes:
   - The kernel's table holds at most 512 extents per device and the sysfs text stops at one page; a list at that
     limit sets RV(ansible_facts.pmem.capabilities.lists_may_be_truncated); treat it as a lower bound.
@@ -241,9 +254,18 @@ ansible_facts:
               description: Bytes.
               type: int
             sources:
-              description: Lists that reported it, V(region), V(blockdev), V(ndctl).
+              description: What reported it. The badblocks lists V(region), V(blockdev), V(ndctl); records no list
+                holds V(mce) (a machine check with an address in the kernel log), V(memory_failure) (a
+                C(Memory failure) line of the kernel log, one page), V(rasdaemon) (its database). See
+                O(kernel_events).
               type: list
               elements: str
+            events:
+              description: The kernel-log and rasdaemon records inside the range (empty for list-only ranges), each
+                with V(source), V(key) (stable identity of the record), V(address), V(length), V(at), V(boot_id),
+                V(outcome) (the kernel's recovery result), V(page_type) and V(message) (the kernel's line).
+              type: list
+              elements: dict
             software_only:
               description: Only the block-device list has it (written there by software; vanishes on reboot).
               type: bool
@@ -341,6 +363,11 @@ ansible_facts:
           description: Open entries of the ledger (see the ledger schema).
           type: list
           elements: dict
+        event_sources:
+          description: What O(kernel_events) read; V(read) lists the sources (V(kmsg), V(journal),
+            V(rasdaemon)), V(hardware_corrupted) the bytes C(/proc/meminfo) counts (null when unread),
+            V(events) the number of records found.
+          type: dict
 """
 
 import time
@@ -386,9 +413,12 @@ def run_module(module):
             if scrub["timed_out"]:
                 warnings.append("scrub still running after %ss: the lists may be incomplete" % params["scrub_timeout"])
         result["scrub"] = scrub
+    events = None
+    if params["kernel_events"]:
+        events = _facts.gather_events(proc_root=ROOTS["proc_root"], dev_root=ROOTS["dev_root"])
     facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
                                 extra_warnings=warnings, ndctl_only_if_listed=params["use_ndctl"] == "auto",
-                                **ROOTS)
+                                events=events, **ROOTS)
     for message in facts["warnings"]:
         module.warn(message)
     result["ansible_facts"] = {"pmem": facts}
@@ -404,6 +434,7 @@ def main():
             scrub_timeout=dict(type="int", default=300),
             use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+            kernel_events=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -15,6 +15,7 @@ import errno
 import os
 import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
@@ -207,7 +208,7 @@ def _public_region(region):
 
 
 def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
-                extra_warnings=None):
+                extra_warnings=None, events=None):
     """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
     errors = list(topology.get("errors", [])) + list(extra_errors or [])
     warnings = list(topology.get("warnings", [])) + list(extra_warnings or [])
@@ -258,6 +259,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "warnings": warnings,
         "unreadable": list(topology.get("unreadable", [])),
         "open_entries": list(open_entries or []),
+        "event_sources": _event_summary(events),
         "clean": clean,
     }
 
@@ -289,12 +291,16 @@ def read_open_entries(ledger_path):
 
 
 def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
-                 devices=None, as_root=None, extra_warnings=None, ndctl_only_if_listed=False):
+                 devices=None, as_root=None, extra_warnings=None, ndctl_only_if_listed=False,
+                 events=None):
     """Gather topology, bad ranges and ledger state; return the facts dict. Never raises PmemError.
 
     With ``ndctl_only_if_listed`` ndctl is run only when some kernel list has entries: its media-error
     lists come from the same kernel lists, so on a host with empty lists it can add nothing (and it
     costs a few hundred milliseconds on a slow guest).
+
+    ``events`` is what ``kernel_events.gather`` returned (memory failures, machine checks and
+    rasdaemon records, which no list holds), or None to read no such source.
     """
     topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
                                      ndctl=None if ndctl_only_if_listed else ndctl, as_root=as_root)
@@ -308,13 +314,35 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
             topo["ndctl"] = {"used": False, "executable": ndctl if isinstance(ndctl, str) else None,
                              "skipped": "every kernel list is empty: nothing for ndctl to add"}
     warnings = list(extra_warnings or [])
+    if events is not None:
+        warnings.extend(events.get("warnings") or [])
     wanted = expand_devices(topo, devices)[0] if devices else None
-    bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings)
+    bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings,
+                                    events=(events or {}).get("events"))
     entries, ledger_error, ledger_warning = read_open_entries(ledger_path)
     if ledger_warning:
         warnings.append(ledger_warning)
-    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings)
+    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings,
+                       events=events)
 
 
-__all__ = ["build_facts", "gather_facts", "capabilities", "bus_capabilities", "kernel_version",
+def _event_summary(events):
+    """What the kernel-event sources said, for RV(ansible_facts.pmem.event_sources)."""
+    if events is None:
+        return {"read": [], "hardware_corrupted": None, "events": 0}
+    return {"read": list(events.get("sources_read") or []),
+            "hardware_corrupted": events.get("hardware_corrupted"),
+            "events": len(events.get("events") or [])}
+
+
+def gather_events(proc_root="/proc", dev_root="/dev"):
+    """The kernel-event sources of this host (kernel_events.gather), never raising."""
+    try:
+        return _kernel_events.gather(proc_root=proc_root, dev_root=dev_root)
+    except (IOError, OSError, ValueError) as exc:
+        return {"events": [], "boot_id": None, "hardware_corrupted": None, "sources_read": [],
+                "warnings": ["cannot read the kernel's memory-failure records: %s" % exc]}
+
+
+__all__ = ["build_facts", "gather_facts", "gather_events", "capabilities", "bus_capabilities", "kernel_version",
            "expand_devices", "read_open_entries", "GatherError"]

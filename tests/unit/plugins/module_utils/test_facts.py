@@ -119,7 +119,8 @@ def test_stock_clean_pins_every_field():
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
-        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "clean": True,
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [],
+        "event_sources": {"read": [], "hardware_corrupted": None, "events": 0}, "clean": True,
     }
 
 
@@ -139,7 +140,7 @@ def _range(**kw):
     base = {"id": None, "region": None, "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
             "length": None, "sources": [], "software_only": False, "dimms": [], "area": None, "absolute": None,
             "region_offset": None, "namespace_offset": None, "blockdev_offset": None, "partition_offset": None,
-            "filesystem": None}
+            "filesystem": None, "events": []}
     base.update(kw)
     return base
 
