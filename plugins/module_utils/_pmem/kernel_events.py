@@ -343,11 +343,11 @@ def gather(proc_root="/proc", dev_root="/dev", journal=None, rasdaemon_db=RASDAE
     text = journal() if journal else None
     if text is not None:
         read.append("journal")
+        # this boot's records are in both when kmsg is readable: events are keyed by (source,
+        # boot, address), so a record read twice is one event; the journal still has what the
+        # ring buffer has overwritten
         for at, msg, rec_boot in parse_journal(text):
-            rec_boot = (rec_boot or "").replace("-", "") or None
-            if rec_boot == boot_id and "kmsg" in read:
-                continue  # this boot's records came from kmsg
-            records.append((at, msg, rec_boot))
+            records.append((at, msg, (rec_boot or "").replace("-", "") or None))
     events = parse_kernel_lines(records)
     rows = read_rasdaemon(rasdaemon_db) if rasdaemon_db and os.path.exists(rasdaemon_db) else None
     if rows is not None:

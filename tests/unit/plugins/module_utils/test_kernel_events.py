@@ -190,6 +190,24 @@ def test_gather_reads_kmsg_meminfo_and_warns_on_unexplained(tmp_path):
     assert len(got["warnings"]) == 1 and "8192 bytes" in got["warnings"][0]
 
 
+def test_gather_reads_the_journal_too_and_counts_a_record_once(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "sys/kernel/random").mkdir(parents=True)
+    (proc / "sys/kernel/random/boot_id").write_text("0f2e6a1c-9b8d-4e7f-a1b2-c3d4e5f60718\n")
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    line = "Memory failure: 0x40028: recovery action for dax page: Recovered"
+    (dev / "kmsg").write_text("3,10,100,-;%s\n" % line)
+    journal = "\n".join(json.dumps({"MESSAGE": m, "_BOOT_ID": b, "__REALTIME_TIMESTAMP": "1"}) for m, b in [
+        (line, BOOT),  # the same record, also in kmsg
+        ("Memory failure: 0x40029: recovery action for dax page: Recovered", BOOT),  # kmsg overwrote it
+        ("Memory failure: 0x40030: recovery action for dax page: Failed", "earlierboot")])
+    got = ke.gather(proc_root=str(proc), dev_root=str(dev), journal=lambda: journal, rasdaemon_db=None)
+    assert got["sources_read"] == ["kmsg", "journal"]
+    assert [(e["pfn"], e["boot_id"]) for e in got["events"]] == [
+        (0x40028, BOOT), (0x40029, BOOT), (0x40030, "earlierboot")]
+
+
 def test_gather_without_kmsg_says_what_it_could_not_read(tmp_path):
     got = ke.gather(proc_root=str(tmp_path), dev_root=str(tmp_path), journal=lambda: None, rasdaemon_db=None)
     assert got["events"] == [] and got["sources_read"] == []
