@@ -363,6 +363,13 @@ ansible_facts:
           description: Open entries of the ledger (see the ledger schema).
           type: list
           elements: dict
+        handled_records:
+          description: Ranges known only from kernel-log or rasdaemon records (see O(kernel_events)) whose every
+            record closed ledger entries were detected by (the file was restored or its loss accepted). The kernel
+            log keeps such a record until it rotates; these ranges do not make the host unclean and are not in
+            RV(ansible_facts.pmem.bad_ranges). Same shape as RV(ansible_facts.pmem.bad_ranges).
+          type: list
+          elements: dict
         event_sources:
           description: What O(kernel_events) read; V(read) lists the sources (V(kmsg), V(journal),
             V(rasdaemon)), V(hardware_corrupted) the bytes C(/proc/meminfo) counts (null when unread),

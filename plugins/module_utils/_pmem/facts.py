@@ -207,9 +207,25 @@ def _public_region(region):
     return out
 
 
+def handled_by_ledger(bad_ranges, closed_keys):
+    """Split off the ranges known only from kernel-log/rasdaemon records that closed ledger
+    entries already handled: the kernel log keeps a record until it rotates, long after the file
+    was restored or its loss accepted. Returns ``(still_bad, handled)``."""
+    still, handled = [], []
+    for rng in bad_ranges:
+        keys = set(ev.get("key") for ev in rng.get("events") or [] if ev.get("key"))
+        listed = set(rng.get("sources") or []) & set(_ranges.LIST_SOURCES)
+        if keys and not listed and keys <= set(closed_keys or ()):
+            handled.append(rng)
+        else:
+            still.append(rng)
+    return still, handled
+
+
 def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
-                extra_warnings=None, events=None):
+                extra_warnings=None, events=None, closed_event_keys=None):
     """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
+    bad_ranges, handled = handled_by_ledger(bad_ranges, closed_event_keys)
     errors = list(topology.get("errors", [])) + list(extra_errors or [])
     warnings = list(topology.get("warnings", [])) + list(extra_warnings or [])
     buses = topology.get("buses", {})
@@ -254,6 +270,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "dax": dax,
         "mounts": mounts,
         "bad_ranges": list(bad_ranges),
+        "handled_records": handled,
         "capabilities": caps,
         "errors": errors,
         "warnings": warnings,
@@ -269,25 +286,32 @@ def read_open_entries(ledger_path):
 
     Returns ``(entries, error_entry_or_None, warning_or_None)``.
     """
+    entries, _keys, error, warning = read_ledger_summary(ledger_path)
+    return entries, error, warning
+
+
+def read_ledger_summary(ledger_path):
+    """``(open entries, closed entries' record keys, error_entry_or_None, warning_or_None)``."""
     if not ledger_path:
-        return [], None, None
+        return [], set(), None, None
     try:
         os.stat(ledger_path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return [], None, None  # no ledger: no entries (and no need to load ledger.py)
+            return [], set(), None, None  # no ledger: no entries (and no need to load ledger.py)
     try:
         from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
-        reader = _ledger.read_open_entries
+        reader = _ledger.read_summary
     except (ImportError, AttributeError):
-        return [], None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
+        return [], set(), None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
     try:
-        return list(reader(ledger_path) or []), None, None
+        entries, keys = reader(ledger_path)
+        return list(entries or []), set(keys or ()), None, None
     except PmemError as exc:
-        return [], {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
+        return [], set(), {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
     except (IOError, OSError, ValueError) as exc:
-        return [], {"device": "ledger", "file": ledger_path,
-                    "message": "cannot read the ledger: %s" % exc}, None
+        return [], set(), {"device": "ledger", "file": ledger_path,
+                           "message": "cannot read the ledger: %s" % exc}, None
 
 
 def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
@@ -319,11 +343,11 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
     wanted = expand_devices(topo, devices)[0] if devices else None
     bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings,
                                     events=(events or {}).get("events"))
-    entries, ledger_error, ledger_warning = read_open_entries(ledger_path)
+    entries, closed_keys, ledger_error, ledger_warning = read_ledger_summary(ledger_path)
     if ledger_warning:
         warnings.append(ledger_warning)
     return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings,
-                       events=events)
+                       events=events, closed_event_keys=closed_keys)
 
 
 def _event_summary(events):

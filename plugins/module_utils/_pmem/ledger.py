@@ -380,6 +380,27 @@ def read_open_entries(path=DEFAULT_PATH):
     return open_entries(parse(raw, path))
 
 
+def closed_event_keys(ledger):
+    """Keys of the kernel-log/rasdaemon records (kernel_events.py) that closed entries were detected by.
+
+    A record stays in the kernel log after its entry was closed (restored, or the loss accepted);
+    a range known only from records whose keys are all here has been handled."""
+    keys = set()
+    for entry in ledger.get("entries", []):
+        if entry.get("state") == "closed":
+            keys.update(_known_event_keys(entry))
+    return keys
+
+
+def read_summary(path=DEFAULT_PATH):
+    """``(open entries, closed_event_keys)`` of the ledger at ``path``; ``([], set())`` when absent."""
+    raw = read_bytes(path)
+    if raw is None:
+        return [], set()
+    data = parse(raw, path)
+    return open_entries(data), closed_event_keys(data)
+
+
 def _fsync_dir(dirpath):
     fd = os.open(dirpath, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:

@@ -119,7 +119,7 @@ def test_stock_clean_pins_every_field():
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
-        "errors": [], "warnings": [], "unreadable": [], "open_entries": [],
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "handled_records": [],
         "event_sources": {"read": [], "hardware_corrupted": None, "events": 0}, "clean": True,
     }
 
@@ -253,7 +253,7 @@ def fake_ledger(monkeypatch):
 def test_open_entries_make_host_unclean(fake_ledger, tmp_path):
     ledger = tmp_path / "ledger.json"
     ledger.write_text("{}")
-    fake_ledger.read_open_entries = lambda path: [{"id": "x", "state": "open", "path": path}]
+    fake_ledger.read_summary = lambda path: ([{"id": "x", "state": "open", "path": path}], set())
     got = gather("stock-clean", ledger_path=str(ledger))
     assert got["open_entries"] == [{"id": "x", "state": "open", "path": str(ledger)}]
     assert got["clean"] is False
@@ -266,7 +266,7 @@ def test_unreadable_ledger_is_an_error(fake_ledger, tmp_path):
 
     def boom(path):
         raise GatherError("ledger is corrupt", device=path, next_step="restore it from backup")
-    fake_ledger.read_open_entries = boom
+    fake_ledger.read_summary = boom
     got = gather("stock-clean", ledger_path=ledger)
     assert got["clean"] is False
     assert got["errors"] == [{"device": "ledger", "file": ledger,

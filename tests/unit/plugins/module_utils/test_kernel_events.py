@@ -212,3 +212,27 @@ def test_gather_without_kmsg_says_what_it_could_not_read(tmp_path):
     got = ke.gather(proc_root=str(tmp_path), dev_root=str(tmp_path), journal=lambda: None, rasdaemon_db=None)
     assert got["events"] == [] and got["sources_read"] == []
     assert any("kmsg" in w and "root" in w for w in got["warnings"])
+
+
+def test_a_record_whose_entry_was_closed_no_longer_makes_the_host_unclean(tmp_path):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+    pfn = (0x40000000 + 264200 * 512) // 4096 + 2
+    lines = [("1", "Memory failure: %#x: recovery action for dax page: Recovered" % pfn)]
+    events = _events(lines)
+    first = _fixture_gather("stock-clean", events)
+    rng = first["bad_ranges"][0]
+    owner = {"kind": "file", "range_id": rng["id"], "device": "/dev/pmem1", "inode": 12, "file_offset": 0,
+             "length": 4096}
+    led, _changes = L.merge_detections(L.empty_ledger("h"), [{"range_id": rng["id"], "owners": [owner]}], [rng])
+    ledger_path = str(tmp_path / "ledger.json")
+    L.save(ledger_path, led)
+    root = fixture_root("stock-clean")
+    kw = dict(sysfs_root=os.path.join(root, "sys"), proc_root=os.path.join(root, "proc"),
+              dev_root=os.path.join(root, "dev"), as_root=True, events=events, ledger_path=ledger_path)
+    still_open = facts.gather_facts(**kw)
+    assert still_open["clean"] is False and len(still_open["bad_ranges"]) == 1  # open entry, record present
+    entry = L.close_entry(led["entries"][0], "accepted_lost", by="ops", why="scratch")
+    L.save(ledger_path, L.replace_entry(led, entry))
+    closed = facts.gather_facts(**kw)
+    assert closed["bad_ranges"] == [] and closed["clean"] is True
+    assert [r["id"] for r in closed["handled_records"]] == [rng["id"]]
