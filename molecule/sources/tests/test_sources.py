@@ -1,0 +1,87 @@
+"""Verifier (testinfra) of the sources scenario: poison that only the kernel log knows of.
+
+After converge + idempotence on the lab guest (no badblocks list ever held these pages):
+- the facts still show the open page as a bad range, from the kernel log, at the right file offset;
+- the page of the file with a copy is restored byte for byte and its entry closed as restored;
+  the kernel log still holds its record, and that does not make it a bad range again;
+- the file without a copy is recorded (open, marked) with the record's key in its history;
+- the report on the controller lists it for a decision.
+"""
+
+import json
+import os
+
+LAYOUT = "/etc/pmem-mf/layout.json"
+LEDGER = "/var/lib/pmem-poison/ledger.json"
+RESTORED = "/mnt/pmem-mf/db/table.dat"
+LOST = "/mnt/pmem-mf/logs/app.log"
+MARKER = "user.pmem_poison.lost_ranges"
+
+
+def _json(host, path):
+    return json.loads(host.file(path).content_string)
+
+
+def _entries_for(host, path):
+    return [e for e in _json(host, LEDGER)["entries"] if path in (e["owner"].get("paths") or [])]
+
+
+def test_the_kernel_saw_it_and_no_list_did(host):
+    layout = _json(host, LAYOUT)
+    assert layout["hardware_corrupted_kb"] >= 8
+    assert len(layout["pfns"]) == 2
+    for line in host.run("cat /sys/block/pmem*/badblocks").stdout.splitlines():
+        assert not line.strip(), line
+
+
+def test_facts_show_the_open_page_at_its_file_offset(host):
+    out = host.ansible("pmem.poison.pmem_badblocks", "", become=True, check=False)
+    pmem = out["ansible_facts"]["pmem"]
+    assert pmem["clean"] is False  # the loss of app.log is open
+    assert "kmsg" in pmem["event_sources"]["read"]
+    assert pmem["event_sources"]["hardware_corrupted"] >= 8192
+    layout = _json(host, LAYOUT)
+    assert len(pmem["bad_ranges"]) == 1, pmem["bad_ranges"]
+    rng = pmem["bad_ranges"][0]
+    assert rng["sources"] == ["memory_failure"] and rng["length"] == 4096
+    assert rng["filesystem"]["mountpoint"] == layout["mountpoint"]
+    assert [e["outcome"] for e in rng["events"]] == ["Recovered"]
+    # the restored page's record is still in the kernel log: handled, not a bad range
+    assert len(pmem["handled_records"]) == 1
+    assert pmem["handled_records"][0]["sources"] == ["memory_failure"]
+
+
+def test_file_with_a_copy_is_restored_and_closed(host):
+    layout = _json(host, LAYOUT)
+    assert host.file(RESTORED).sha256sum == layout["files"][RESTORED]["sha256"]
+    entries = _entries_for(host, RESTORED)
+    assert len(entries) == 1, [e["id"] for e in entries]
+    e = entries[0]
+    assert e["state"] == "closed" and e["closure"]["how"] == "restored"
+    assert e["owner"]["file_offset"] == layout["files"][RESTORED]["file_offset"]
+    detected = e["history"][0]
+    assert detected["event"] == "detected" and detected["details"]["sources"] == ["memory_failure"]
+    assert detected["details"]["events"][0].startswith("memory_failure:")
+    # idempotence ran a second converge: the record read again did not reopen the entry
+    assert [h["event"] for h in e["history"]].count("detected") == 1
+
+
+def test_file_without_a_copy_is_recorded_open_and_marked(host):
+    layout = _json(host, LAYOUT)
+    entries = _entries_for(host, LOST)
+    assert len(entries) == 1, [e["id"] for e in entries]
+    e = entries[0]
+    assert e["state"] == "open"
+    assert e["owner"]["kind"] == "file" and e["owner"]["file_offset"] == layout["files"][LOST]["file_offset"]
+    assert e["range"]["sources"] == ["memory_failure"]
+    cmd = host.run("getfattr --absolute-names --only-values -n %s %s", MARKER, LOST)
+    assert cmd.rc == 0 and e["id"] in cmd.stdout, (cmd.stdout, cmd.stderr)
+
+
+def test_report_lists_the_decision():
+    eph = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    assert eph, "MOLECULE_EPHEMERAL_DIRECTORY is not set (run through molecule)"
+    with open(os.path.join(eph, "report", "pmem-poison-report.json")) as f:
+        report = json.load(f)
+    assert report["totals"]["failed"] == 0
+    assert sorted(p for e in report["decisions"] for p in e["paths"]) == [LOST]
