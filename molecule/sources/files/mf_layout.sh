@@ -64,6 +64,9 @@ with open(out, "w") as f:
     json.dump(layout, f, indent=1, sort_keys=True)
 PY
 for list in /sys/block/*/badblocks /sys/bus/nd/devices/region*/badblocks; do
-  [[ -s $list ]] && { echo "mf_layout: $list is not empty: this scenario needs poison that no list shows"; exit 1; }
+  if [[ -n $(tr -d '[:space:]' <"$list") ]]; then # sysfs sizes are always 4096: read the text
+    echo "mf_layout: $list is not empty: this scenario needs poison that no list shows"
+    exit 1
+  fi
 done
 cat "$state/layout.json" >&3
