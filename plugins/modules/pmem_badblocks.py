@@ -370,6 +370,12 @@ ansible_facts:
             RV(ansible_facts.pmem.bad_ranges). Same shape as RV(ansible_facts.pmem.bad_ranges).
           type: list
           elements: dict
+        watcher:
+          description: The C(pmem-poison-watch) service (see M(pmem.poison.pmem_watcher)). V(installed) is the
+            version of the code on the host (null when not installed), V(current) the version this collection
+            would install, V(running) whether its process runs, V(state) what it wrote last (C(pid),
+            C(passes), C(recorded), C(last_pass), C(last_change), C(last_error), C(lost_records)).
+          type: dict
         event_sources:
           description: What O(kernel_events) read; V(read) lists the sources (V(kmsg), V(journal),
             V(rasdaemon)), V(hardware_corrupted) the bytes C(/proc/meminfo) counts (null when unread),
@@ -384,6 +390,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 # where the host's state is read from (unit tests point these at fixture trees)
@@ -426,6 +433,7 @@ def run_module(module):
     facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
                                 extra_warnings=warnings, ndctl_only_if_listed=params["use_ndctl"] == "auto",
                                 events=events, **ROOTS)
+    facts["watcher"] = dict(_watch.read_state(), current=_watch.code_version())
     for message in facts["warnings"]:
         module.warn(message)
     result["ansible_facts"] = {"pmem": facts}

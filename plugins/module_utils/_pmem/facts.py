@@ -223,7 +223,7 @@ def handled_by_ledger(bad_ranges, closed_keys):
 
 
 def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
-                extra_warnings=None, events=None, closed_event_keys=None):
+                extra_warnings=None, events=None, closed_event_keys=None, watcher=None):
     """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
     bad_ranges, handled = handled_by_ledger(bad_ranges, closed_event_keys)
     errors = list(topology.get("errors", [])) + list(extra_errors or [])
@@ -277,6 +277,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "unreadable": list(topology.get("unreadable", [])),
         "open_entries": list(open_entries or []),
         "event_sources": _event_summary(events),
+        "watcher": watcher,
         "clean": clean,
     }
 

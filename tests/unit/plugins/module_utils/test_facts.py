@@ -120,7 +120,7 @@ def test_stock_clean_pins_every_field():
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
         "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "handled_records": [],
-        "event_sources": {"read": [], "hardware_corrupted": None, "events": 0}, "clean": True,
+        "event_sources": {"read": [], "hardware_corrupted": None, "events": 0}, "watcher": None, "clean": True,
     }
 
 
