@@ -85,3 +85,29 @@ def test_report_lists_the_decision():
         report = json.load(f)
     assert report["totals"]["failed"] == 0
     assert sorted(p for e in report["decisions"] for p in e["paths"]) == [LOST]
+
+
+WATCHED = "/mnt/pmem-mf/db/index.dat"
+
+
+def test_the_watcher_recorded_a_failure_no_converge_saw_and_the_reboot_kept_it(host):
+    before = json.loads(host.file("/root/ledger-before-reboot.json").content_string)
+    now = _json(host, LEDGER)
+    watched = [e for e in before["entries"] if WATCHED in (e["owner"].get("paths") or [])]
+    assert len(watched) == 1, [e["id"] for e in before["entries"]]
+    e = watched[0]
+    assert e["state"] == "open" and e["owner"]["kind"] == "file" and e["owner"]["file_offset"] == 3 * 4096
+    assert e["owner"]["inode"] == int(host.file("/root/watch-victim.ino").content_string.strip())
+    # the watcher records and nothing else: no quarantine, no clear
+    assert [h["event"] for h in e["history"]] == ["detected", "resolved"]
+    assert e["history"][0]["details"]["events"][0].startswith("memory_failure:")
+    # after the reboot the record is still there, unchanged
+    assert [x for x in now["entries"] if x["id"] == e["id"]] == [e]
+
+
+def test_the_watcher_runs_again_after_the_reboot(host):
+    svc = host.service("pmem-poison-watch")
+    assert svc.is_enabled and svc.is_running
+    state = _json(host, "/run/pmem-poison/watch.json")
+    assert state["passes"] >= 1 and state["last_error"] is None
+    assert host.file("/usr/local/lib/pmem-poison/watch/VERSION").content_string.strip() == state["version"]
