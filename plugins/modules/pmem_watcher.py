@@ -21,7 +21,7 @@ description:
     with the same write-ahead, atomic, fsynced save as M(pmem.poison.pmem_quarantine), within seconds.
   - The service never clears, never writes file data, never marks or contains files; the next converge
     resolves, marks and handles its entries like any other. It also makes a full pass at start and every hour.
-  - Its state is in C(/run/pmem-poison/watch.json) and in RV(ansible_facts.pmem.watcher) of
+  - Its state is in C(/run/pmem-poison/watch.json) and in RV(pmem.poison.pmem_badblocks#module:ansible_facts.pmem.watcher) of
     M(pmem.poison.pmem_badblocks); its log is C(journalctl -u pmem-poison-watch).
   - The installed code is versioned by a hash of its sources; a changed collection reinstalls and restarts it.
 author:

@@ -86,7 +86,6 @@ def test_report_lists_the_decision():
     assert sorted(p for e in report["decisions"] for p in e["paths"]) == [LOST]
 
 
-
 def test_the_watcher_recorded_a_failure_no_converge_saw_and_the_reboot_kept_it(host):
     before = json.loads(host.file("/root/ledger-before-reboot.json").content_string)
     now = _json(host, LEDGER)

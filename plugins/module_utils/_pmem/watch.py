@@ -205,7 +205,7 @@ def follow(kmsg_path="/dev/kmsg", on_poison=None, on_lost=None, should_stop=None
 
 def _log(msg):
     # systemd puts stdout in the journal: `journalctl -u pmem-poison-watch`
-    print("pmem-poison-watch: %s" % msg)
+    sys.stdout.write("pmem-poison-watch: %s\n" % msg)
     sys.stdout.flush()
 
 
