@@ -88,6 +88,19 @@ options:
         RV(ansible_facts.pmem.errors) and makes the host not clean.
     type: path
     default: /var/lib/pmem-poison/ledger.json
+  kernel_events:
+    description:
+      - Also read the poison records that no badblocks list holds, and merge them into
+        RV(ansible_facts.pmem.bad_ranges) by physical address, with RV(ansible_facts.pmem.bad_ranges[].sources)
+        naming them. They are V(memory_failure) and V(mce) lines of the kernel log (C(/dev/kmsg) for this boot, the
+        journal's kernel transport for earlier boots it keeps), and V(rasdaemon) records
+        (C(/var/lib/rasdaemon/ras-mc_event.db)) where the host runs rasdaemon.
+      - C(HardwareCorrupted) in C(/proc/meminfo) is a cross-check. Bytes it counts that no record explains
+        become a warning.
+      - On e820 pmem, CXL memory, and for memory failures that are not machine checks on ACPI NFIT, these
+        records are the only evidence of the lost data. Placing them needs root (region base addresses).
+    type: bool
+    default: true
 notes:
   - The kernel's table holds at most 512 extents per device and the sysfs text stops at one page; a list at that
     limit sets RV(ansible_facts.pmem.capabilities.lists_may_be_truncated); treat it as a lower bound.
@@ -249,9 +262,18 @@ ansible_facts:
               description: Bytes.
               type: int
             sources:
-              description: Lists that reported it, V(region), V(blockdev), V(ndctl).
+              description: What reported it. The badblocks lists V(region), V(blockdev), V(ndctl); records no list
+                holds V(mce) (a machine check with an address in the kernel log), V(memory_failure) (a
+                C(Memory failure) line of the kernel log, one page), V(rasdaemon) (its database). See
+                O(kernel_events).
               type: list
               elements: str
+            events:
+              description: The kernel-log and rasdaemon records inside the range (empty for list-only ranges), each
+                with V(source), V(key) (stable identity of the record), V(address), V(length), V(at), V(boot_id),
+                V(outcome) (the kernel's recovery result), V(page_type) and V(message) (the kernel's line).
+              type: list
+              elements: dict
             software_only:
               description: Only the block-device list has it (written there by software; vanishes on reboot).
               type: bool
@@ -355,6 +377,24 @@ ansible_facts:
             V(blockdev_offset), V(partition_offset), V(area), V(moved); or V(present=false) with V(reason).
             The names an entry was seen under (its V(range.seen_as)) may differ after a reboot.
           type: dict
+        handled_records:
+          description: Ranges known only from kernel-log or rasdaemon records (see O(kernel_events)) whose every
+            record closed ledger entries were detected by (the file was restored or its loss accepted). The kernel
+            log keeps such a record until it rotates; these ranges do not make the host unclean and are not in
+            RV(ansible_facts.pmem.bad_ranges). Same shape as RV(ansible_facts.pmem.bad_ranges).
+          type: list
+          elements: dict
+        watcher:
+          description: The C(pmem-poison-watch) service (see M(pmem.poison.pmem_watcher)). V(installed) is the
+            version of the code on the host (null when not installed), V(current) the version this collection
+            would install, V(running) whether its process runs, V(state) what it wrote last (C(pid),
+            C(passes), C(recorded), C(last_pass), C(last_change), C(last_error), C(lost_records)).
+          type: dict
+        event_sources:
+          description: What O(kernel_events) read; V(read) lists the sources (V(kmsg), V(journal),
+            V(rasdaemon)), V(hardware_corrupted) the bytes C(/proc/meminfo) counts (null when unread),
+            V(events) the number of records found.
+          type: dict
 """
 
 import time
@@ -364,6 +404,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 # where the host's state is read from (unit tests point these at fixture trees)
@@ -400,9 +441,13 @@ def run_module(module):
             if scrub["timed_out"]:
                 warnings.append("scrub still running after %ss: the lists may be incomplete" % params["scrub_timeout"])
         result["scrub"] = scrub
+    events = None
+    if params["kernel_events"]:
+        events = _facts.gather_events(proc_root=ROOTS["proc_root"], dev_root=ROOTS["dev_root"])
     facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
                                 extra_warnings=warnings, ndctl_only_if_listed=params["use_ndctl"] == "auto",
-                                **ROOTS)
+                                events=events, **ROOTS)
+    facts["watcher"] = dict(_watch.read_state(), current=_watch.code_version())
     for message in facts["warnings"]:
         module.warn(message)
     result["ansible_facts"] = {"pmem": facts}
@@ -418,6 +463,7 @@ def main():
             scrub_timeout=dict(type="int", default=300),
             use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+            kernel_events=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -16,6 +16,7 @@ import os
 import re
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
@@ -207,9 +208,25 @@ def _public_region(region):
     return out
 
 
+def handled_by_ledger(bad_ranges, closed_keys):
+    """Split off the ranges known only from kernel-log/rasdaemon records that closed ledger
+    entries already handled: the kernel log keeps a record until it rotates, long after the file
+    was restored or its loss accepted. Returns ``(still_bad, handled)``."""
+    still, handled = [], []
+    for rng in bad_ranges:
+        keys = set(ev.get("key") for ev in rng.get("events") or [] if ev.get("key"))
+        listed = set(rng.get("sources") or []) & set(_ranges.LIST_SOURCES)
+        if keys and not listed and keys <= set(closed_keys or ()):
+            handled.append(rng)
+        else:
+            still.append(rng)
+    return still, handled
+
+
 def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
-                extra_warnings=None):
+                extra_warnings=None, events=None, closed_event_keys=None, watcher=None):
     """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
+    bad_ranges, handled = handled_by_ledger(bad_ranges, closed_event_keys)
     errors = list(topology.get("errors", [])) + list(extra_errors or [])
     warnings = list(topology.get("warnings", [])) + list(extra_warnings or [])
     buses = topology.get("buses", {})
@@ -258,12 +275,15 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "dax": dax,
         "mounts": mounts,
         "bad_ranges": list(bad_ranges),
+        "handled_records": handled,
         "capabilities": caps,
         "errors": errors,
         "warnings": warnings,
         "unreadable": list(topology.get("unreadable", [])),
         "open_entries": list(open_entries or []),
         "open_entry_locations": locations,
+        "event_sources": _event_summary(events),
+        "watcher": watcher,
         "clean": clean,
     }
 
@@ -293,34 +313,45 @@ def read_open_entries(ledger_path):
 
     Returns ``(entries, error_entry_or_None, warning_or_None)``.
     """
+    entries, _keys, error, warning = read_ledger_summary(ledger_path)
+    return entries, error, warning
+
+
+def read_ledger_summary(ledger_path):
+    """``(open entries, closed entries' record keys, error_entry_or_None, warning_or_None)``."""
     if not ledger_path:
-        return [], None, None
+        return [], set(), None, None
     try:
         os.stat(ledger_path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return [], None, None  # no ledger: no entries (and no need to load ledger.py)
+            return [], set(), None, None  # no ledger: no entries (and no need to load ledger.py)
     try:
         from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
-        reader = _ledger.read_open_entries
+        reader = _ledger.read_summary
     except (ImportError, AttributeError):
-        return [], None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
+        return [], set(), None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
     try:
-        return list(reader(ledger_path) or []), None, None
+        entries, keys = reader(ledger_path)
+        return list(entries or []), set(keys or ()), None, None
     except PmemError as exc:
-        return [], {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
+        return [], set(), {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
     except (IOError, OSError, ValueError) as exc:
-        return [], {"device": "ledger", "file": ledger_path,
-                    "message": "cannot read the ledger: %s" % exc}, None
+        return [], set(), {"device": "ledger", "file": ledger_path,
+                           "message": "cannot read the ledger: %s" % exc}, None
 
 
 def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
-                 devices=None, as_root=None, extra_warnings=None, ndctl_only_if_listed=False):
+                 devices=None, as_root=None, extra_warnings=None, ndctl_only_if_listed=False,
+                 events=None):
     """Gather topology, bad ranges and ledger state; return the facts dict. Never raises PmemError.
 
     With ``ndctl_only_if_listed`` ndctl is run only when some kernel list has entries: its media-error
     lists come from the same kernel lists, so on a host with empty lists it can add nothing (and it
     costs a few hundred milliseconds on a slow guest).
+
+    ``events`` is what ``kernel_events.gather`` returned (memory failures, machine checks and
+    rasdaemon records, which no list holds), or None to read no such source.
     """
     topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
                                      ndctl=None if ndctl_only_if_listed else ndctl, as_root=as_root)
@@ -334,13 +365,35 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
             topo["ndctl"] = {"used": False, "executable": ndctl if isinstance(ndctl, str) else None,
                              "skipped": "every kernel list is empty: nothing for ndctl to add"}
     warnings = list(extra_warnings or [])
+    if events is not None:
+        warnings.extend(events.get("warnings") or [])
     wanted = expand_devices(topo, devices)[0] if devices else None
-    bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings)
-    entries, ledger_error, ledger_warning = read_open_entries(ledger_path)
+    bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings,
+                                    events=(events or {}).get("events"))
+    entries, closed_keys, ledger_error, ledger_warning = read_ledger_summary(ledger_path)
     if ledger_warning:
         warnings.append(ledger_warning)
-    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings)
+    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings,
+                       events=events, closed_event_keys=closed_keys)
 
 
-__all__ = ["build_facts", "gather_facts", "capabilities", "bus_capabilities", "kernel_version",
+def _event_summary(events):
+    """What the kernel-event sources said, for RV(ansible_facts.pmem.event_sources)."""
+    if events is None:
+        return {"read": [], "hardware_corrupted": None, "events": 0}
+    return {"read": list(events.get("sources_read") or []),
+            "hardware_corrupted": events.get("hardware_corrupted"),
+            "events": len(events.get("events") or [])}
+
+
+def gather_events(proc_root="/proc", dev_root="/dev"):
+    """The kernel-event sources of this host (kernel_events.gather), never raising."""
+    try:
+        return _kernel_events.gather(proc_root=proc_root, dev_root=dev_root)
+    except (IOError, OSError, ValueError) as exc:
+        return {"events": [], "boot_id": None, "hardware_corrupted": None, "sources_read": [],
+                "warnings": ["cannot read the kernel's memory-failure records: %s" % exc]}
+
+
+__all__ = ["build_facts", "gather_facts", "gather_events", "capabilities", "bus_capabilities", "kernel_version",
            "expand_devices", "read_open_entries", "GatherError"]

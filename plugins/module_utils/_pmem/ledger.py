@@ -62,8 +62,12 @@ ALLOWED_EVENTS = {
 RANGE_FIELDS = (
     "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "area",
     "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-    "software_only",
+    "software_only", "sources",
 )
+# The badblocks lists: a range they still show is poison now. A range known only from records
+# (kernel log, rasdaemon: kernel_events.py) is the same record read again on every run until the
+# log rotates, so only a record not seen before reopens a closed entry.
+LIST_SOURCES = ("region", "blockdev", "ndctl")
 # Owner fields whose change since the last resolution is worth a "resolved" history event.
 OWNER_TRACKED = ("paths", "generation", "repair_offset", "repair_length", "shared", "kind",
                  "metadata_kind", "length")
@@ -255,10 +259,24 @@ def _range_subset(bad_range):
     return out
 
 
+def _event_keys(bad_range):
+    return sorted(set(ev.get("key") for ev in (bad_range or {}).get("events") or [] if ev.get("key")))
+
+
+def _known_event_keys(entry):
+    known = set()
+    for ev in entry.get("history", []):
+        known.update((ev.get("details") or {}).get("events") or [])
+    return known
+
+
 def new_entry(bad_range, owner, at, details=None):
     range_id = (bad_range or {}).get("id") or (owner or {}).get("range_id")
     if not range_id:
         raise ValueError("a ledger entry needs a range id")
+    keys = _event_keys(bad_range)
+    if keys:
+        details = dict(details or {}, events=keys, sources=list((bad_range or {}).get("sources") or []))
     return {
         "id": entry_id(range_id, owner),
         "state": "open",
@@ -341,22 +359,29 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                 changes.append({"entry_id": eid, "change": "new", "reason": "new bad range/owner"})
                 continue
             touched.add(eid)
+            keys = _event_keys(bad_range)
+            new_keys = sorted(set(keys) - _known_event_keys(entry))
+            listed = bool(set(bad_range.get("sources") or LIST_SOURCES) & set(LIST_SOURCES))
             if entry["state"] == "closed":
                 last = last_poison_event(entry)
-                if last is not None and last["event"] == "cleared":
+                if last is not None and last["event"] == "cleared" and (listed or new_keys):
                     closure = entry.get("closure")
-                    entry["history"].append(_event("detected", at, {
+                    entry["history"].append(_event("detected", at, dict({
                         "reopened": True,
                         "reason": "range listed again after it was verified cleared at %s"
                                   % last.get("at"),
                         "previous_closure": closure,
-                    }))
+                    }, **({"events": new_keys} if new_keys else {}))))
                     entry["state"] = "open"
                     entry["closure"] = None
                     entry["owner"] = copy.deepcopy(owner)
                     changes.append({"entry_id": eid, "change": "reopened",
                                     "reason": "listed again after verified clear"})
                 continue
+            if new_keys:
+                entry["history"].append(_event("detected", at, {"events": new_keys, "again": True}))
+                changes.append({"entry_id": eid, "change": "updated",
+                                "reason": "reported again by %s" % ", ".join(new_keys)})
             diff = dict((k, {"old": entry["owner"].get(k), "new": owner.get(k)})
                         for k in OWNER_TRACKED if entry["owner"].get(k) != owner.get(k))
             if diff:
@@ -514,6 +539,27 @@ def read_open_entries(path=DEFAULT_PATH):
     if raw is None:
         return []
     return open_entries(parse(raw, path))
+
+
+def closed_event_keys(ledger):
+    """Keys of the kernel-log/rasdaemon records (kernel_events.py) that closed entries were detected by.
+
+    A record stays in the kernel log after its entry was closed (restored, or the loss accepted);
+    a range known only from records whose keys are all here has been handled."""
+    keys = set()
+    for entry in ledger.get("entries", []):
+        if entry.get("state") == "closed":
+            keys.update(_known_event_keys(entry))
+    return keys
+
+
+def read_summary(path=DEFAULT_PATH):
+    """``(open entries, closed_event_keys)`` of the ledger at ``path``; ``([], set())`` when absent."""
+    raw = read_bytes(path)
+    if raw is None:
+        return [], set()
+    data = parse(raw, path)
+    return open_entries(data), closed_event_keys(data)
 
 
 def _fsync_dir(dirpath):

@@ -35,7 +35,14 @@ AREA_OUTSIDE_NAMESPACE = "outside_namespace"
 SOURCE_REGION = "region"
 SOURCE_BLOCKDEV = "blockdev"
 SOURCE_NDCTL = "ndctl"
-SOURCE_ORDER = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL)
+# Records of consumed or reported poison that no list holds (kernel_events.py): machine checks,
+# memory failures from the kernel log, rasdaemon's database.
+SOURCE_MCE = "mce"
+SOURCE_MEMORY_FAILURE = "memory_failure"
+SOURCE_RASDAEMON = "rasdaemon"
+SOURCE_ORDER = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL, SOURCE_MCE, SOURCE_MEMORY_FAILURE,
+                SOURCE_RASDAEMON)
+LIST_SOURCES = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL)
 # internal tags: ndctl's region lists are independent evidence; its namespace lists are derived
 # (from the region list for fsdax/devdax, from the block-device list for raw namespaces)
 _NDCTL_REGION = "ndctl:region"
@@ -213,6 +220,7 @@ def _blank_range(length):
         "blockdev_offset": None,
         "partition_offset": None,
         "filesystem": None,
+        "events": [],
     }
 
 
@@ -320,7 +328,44 @@ def _data_boundaries(topology, ns):
     return points
 
 
-def gather_bad_ranges(topology, devices=None, warnings=None):
+def place_events(topology, events, warnings):
+    """Kernel-log / rasdaemon events -> ``[(region, region_offset, length, source)]``.
+
+    An event names a physical address; the region whose resource (root-only) holds it gets the
+    range. Events outside every pmem region are DRAM (not ours) and are left out silently; events
+    that cannot be placed because the region bases are unreadable are a warning."""
+    placed = []
+    regions = topology.get("regions", {})
+    unknown_base = [n for n, r in regions.items() if r.get("resource") is None]
+    unplaced = 0
+    for ev in events or []:
+        addr, length = ev["address"], ev["length"]
+        for name, region in sorted(regions.items()):
+            base, size = region.get("resource"), region.get("size")
+            if base is not None and size and base <= addr < base + size:
+                placed.append((name, addr - base, min(length, base + size - addr), ev["source"]))
+                break
+        else:
+            if unknown_base:
+                unplaced += 1
+    if unplaced:
+        warnings.append(
+            "%d memory-failure/machine-check record(s) could not be placed in a pmem region: the "
+            "region base addresses (resource files) are root-only; run as root" % unplaced)
+    return placed
+
+
+def _attach_events(rng, events):
+    if rng.get("absolute") is None:
+        return
+    lo, hi = rng["absolute"], rng["absolute"] + rng["length"]
+    for ev in events or []:
+        if ev["address"] < hi and lo < ev["address"] + ev["length"]:
+            rng["events"].append(dict((k, ev.get(k)) for k in (
+                "source", "key", "address", "length", "at", "boot_id", "outcome", "page_type", "message")))
+
+
+def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
     """Every known bad range of ``topology`` as BadRange dicts (docs/design.md), sorted.
 
     Reports from the region lists, the block-device lists and ndctl are brought into one
@@ -328,7 +373,9 @@ def gather_bad_ranges(topology, devices=None, warnings=None):
     for fsdax and devdax), merged when they overlap or touch, split where they cross a
     namespace, data-area or partition boundary, and located. ``devices`` restricts the result
     to ranges that name one of the given devices. Messages about what could not be
-    translated are appended to ``warnings`` when given.
+    translated are appended to ``warnings`` when given. ``events`` (kernel_events.PoisonEvent
+    dicts: memory failures, machine checks, rasdaemon records) are placed by physical address and
+    merged like list entries; each range lists the events inside it under ``events``.
     """
     if warnings is None:
         warnings = []
@@ -348,6 +395,9 @@ def gather_bad_ranges(topology, devices=None, warnings=None):
         for entry in region.get("ndctl_badblocks") or []:
             add(("region", rname), entry["offset"] * SECTOR, entry["length"] * SECTOR,
                 _NDCTL_REGION, entry.get("dimms") or ())
+
+    for rname, offset, length, source in place_events(topology, events, warnings):
+        add(("region", rname), offset, length, source)
 
     untranslated = set()
     for bname, bdev in blockdevs.items():
@@ -401,6 +451,7 @@ def gather_bad_ranges(topology, devices=None, warnings=None):
                     if rng["namespace"] is None and not complete:
                         rng["area"] = None
                     _finish(rng, sources, dimms, name, s)
+                    _attach_events(rng, events)
                     result.append(rng)
         elif kind == "data":
             ns = namespaces.get(name) or {}
@@ -451,7 +502,8 @@ def gather_bad_ranges(topology, devices=None, warnings=None):
 
 def _finish(rng, sources, dimms, region_name, region_offset):
     rng["sources"] = _sorted_sources(sources)
-    rng["software_only"] = SOURCE_BLOCKDEV in sources and not ({SOURCE_REGION, _NDCTL_REGION} & set(sources))
+    rng["software_only"] = SOURCE_BLOCKDEV in sources and not (
+        {SOURCE_REGION, _NDCTL_REGION, SOURCE_MCE, SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON} & set(sources))
     rng["dimms"] = list(dimms)
     if region_name is not None and region_offset is not None:
         rng["id"] = format_id(region_name, region_offset, rng["length"])

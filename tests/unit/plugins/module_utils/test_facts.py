@@ -120,7 +120,8 @@ def test_stock_clean_pins_every_field():
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
         "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {},
-        "clean": True,
+        "handled_records": [], "event_sources": {"read": [], "hardware_corrupted": None, "events": 0},
+        "watcher": None, "clean": True,
     }
 
 
@@ -140,7 +141,7 @@ def _range(**kw):
     base = {"id": None, "region": None, "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
             "length": None, "sources": [], "software_only": False, "dimms": [], "area": None, "absolute": None,
             "region_offset": None, "namespace_offset": None, "blockdev_offset": None, "partition_offset": None,
-            "filesystem": None, "identity": None}
+            "filesystem": None, "identity": None, "events": []}
     base.update(kw)
     return base
 
@@ -272,7 +273,7 @@ def fake_ledger(monkeypatch):
 def test_open_entries_make_host_unclean(fake_ledger, tmp_path):
     ledger = tmp_path / "ledger.json"
     ledger.write_text("{}")
-    fake_ledger.read_open_entries = lambda path: [{"id": "x", "state": "open", "path": path}]
+    fake_ledger.read_summary = lambda path: ([{"id": "x", "state": "open", "path": path}], set())
     got = gather("stock-clean", ledger_path=str(ledger))
     assert got["open_entries"] == [{"id": "x", "state": "open", "path": str(ledger)}]
     assert got["clean"] is False
@@ -285,7 +286,7 @@ def test_unreadable_ledger_is_an_error(fake_ledger, tmp_path):
 
     def boom(path):
         raise GatherError("ledger is corrupt", device=path, next_step="restore it from backup")
-    fake_ledger.read_open_entries = boom
+    fake_ledger.read_summary = boom
     got = gather("stock-clean", ledger_path=ledger)
     assert got["clean"] is False
     assert got["errors"] == [{"device": "ledger", "file": ledger,

@@ -264,3 +264,41 @@ def test_stale_temp_files_removed_under_lock(tmp_path):
     with L.LedgerStore(p, timeout=1):
         pass
     assert not stale.exists()
+
+
+MF_EVENT = {"source": "memory_failure", "key": "memory_failure:boot1:0x40010", "address": 0x40010000,
+            "length": 4096}
+MF_RANGE = dict(RANGE, sources=["memory_failure"], events=[MF_EVENT])
+
+
+def _closed_after_memory_failure():
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(FILE_OWNER), [MF_RANGE], at=T0)
+    e = new["entries"][0]
+    assert e["history"][0]["details"]["events"] == [MF_EVENT["key"]]
+    e = L.apply_event(e, "clear_planned", T1, {"method": "rewrite"})
+    e = L.apply_event(e, "cleared", T1, {"verified": True})
+    e = L.close_entry(e, "restored", T1, by="pmem_clear", source="/b/a", sha256="ab")
+    return L.replace_entry(new, e)
+
+
+def test_the_same_kernel_log_record_read_again_does_not_reopen_a_restored_entry():
+    # the kernel log keeps the record until it rotates: every later run reads it again
+    led = _closed_after_memory_failure()
+    again, changes = L.merge_detections(led, results(FILE_OWNER), [MF_RANGE], at=T2)
+    assert changes == [] and again == led
+
+
+def test_a_new_record_for_the_same_range_reopens_it():
+    led = _closed_after_memory_failure()
+    later = dict(MF_EVENT, key="memory_failure:boot2:0x40010")
+    again, changes = L.merge_detections(led, results(FILE_OWNER), [dict(MF_RANGE, events=[MF_EVENT, later])], at=T2)
+    assert [c["change"] for c in changes] == ["reopened"]
+    last = again["entries"][0]["history"][-1]
+    assert last["details"]["reopened"] is True and last["details"]["events"] == [later["key"]]
+
+
+def test_a_listed_range_after_a_record_reopens_it():
+    led = _closed_after_memory_failure()
+    listed = dict(MF_RANGE, sources=["blockdev", "memory_failure"])
+    _again, changes = L.merge_detections(led, results(FILE_OWNER), [listed], at=T2)
+    assert [c["change"] for c in changes] == ["reopened"]

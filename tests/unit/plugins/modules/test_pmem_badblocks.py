@@ -14,6 +14,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
 from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks
@@ -29,6 +30,7 @@ def run(capsys, monkeypatch, args, fixture="stock-poison", roots=None, ndctl_pat
         "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
         "dev_root": os.path.join(base, "dev")})
     monkeypatch.setattr(_topology, "find_ndctl", lambda: ndctl_path)
+    monkeypatch.setattr(_kernel_events, "default_journal", lambda: None)  # not this machine's journal
     args = dict(args)
     args.setdefault("ledger_path", os.path.join(base, "no-ledger.json"))  # absent: no entries
     with patch_module_args(args):
@@ -149,7 +151,7 @@ def test_argument_spec_matches_documentation():
     doc = yaml.safe_load(pmem_badblocks.DOCUMENTATION)
     yaml.safe_load(pmem_badblocks.EXAMPLES)
     ret = yaml.safe_load(pmem_badblocks.RETURN)
-    assert set(doc["options"]) == {"devices", "scrub", "scrub_timeout", "use_ndctl", "ledger_path"}
+    assert set(doc["options"]) == {"devices", "scrub", "scrub_timeout", "use_ndctl", "ledger_path", "kernel_events"}
     documented = set(ret["ansible_facts"]["contains"]["pmem"]["contains"])
     gathered = _facts.build_facts({}, [], [])
     assert documented == set(gathered)
@@ -157,7 +159,7 @@ def test_argument_spec_matches_documentation():
     assert rng == {
         "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "sources", "software_only",
         "dimms", "area", "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-        "filesystem", "identity"}
+        "filesystem", "identity", "events"}
     caps = set(ret["ansible_facts"]["contains"]["pmem"]["contains"]["capabilities"]["contains"])
     assert caps == set(gathered["capabilities"])
 

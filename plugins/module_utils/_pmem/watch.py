@@ -1,0 +1,338 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The watcher: write poison down the moment the kernel reports it.
+
+Internal API of pmem.poison (module_utils/_pmem): may change without notice. Stdlib only.
+
+A memory failure or machine check is in the kernel's ring buffer only until the next reboot; a
+host that reboots before the next scheduled converge forgets which file ranges lost data. The
+watcher (a systemd service that ``pmem.poison.pmem_watcher`` installs) follows ``/dev/kmsg`` and,
+for every poison line, does what a converge does up to the record and nothing more: gather the
+bad ranges (lists and kernel records), resolve their owners, and merge them into the ledger under
+its lock with the same write-ahead, atomic, fsynced save. It never clears, never writes file data,
+never marks or contains files: the next converge resolves, marks and handles the entries like any
+other.
+
+``record_now`` is the one step (injectable gatherer and resolver); ``follow`` the loop;
+``main`` the service's entry point. The state file (``/run/pmem-poison/watch.json``) says what it
+did last; ``pmem_badblocks`` reports it as ``watcher``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import json
+import os
+import pkgutil
+import re
+import select
+import sys
+import time
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+
+PACKAGE = "ansible_collections.pmem.poison.plugins.module_utils._pmem"
+INSTALL_ROOT = "/usr/local/lib/pmem-poison/watch"
+SCRIPT_PATH = "/usr/local/sbin/pmem-poison-watch"
+UNIT_PATH = "/etc/systemd/system/pmem-poison-watch.service"
+UNIT_NAME = "pmem-poison-watch.service"
+STATE_PATH = "/run/pmem-poison/watch.json"
+DEBOUNCE_SECONDS = 1.0
+# A full pass now and then: events the kernel did not log (a scrub filling a region list) and
+# any record a burst made us skip still reach the ledger.
+RESCAN_SECONDS = 3600
+_TRIGGERS = ("Memory failure:", "Injecting memory failure", "Hardware Error", "badblocks")
+
+
+_IMPORT_RE = re.compile(
+    r"^\s*from ansible_collections\.pmem\.poison\.plugins\.module_utils\._pmem(?:\.(\w+))? import ([\w, ()]+)",
+    re.M)
+
+
+def watcher_modules(root="watch"):
+    """Names of the module_utils files the watcher runs with (what ``pmem_watcher`` installs).
+
+    The import closure of this file, read from the sources themselves (the same way Ansible
+    decides what a module ships), so every process computes the same set."""
+    seen = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        data = pkgutil.get_data(PACKAGE, name + ".py")
+        if data is None:
+            continue
+        seen.add(name)
+        for sub, names in _IMPORT_RE.findall(data.decode("utf-8")):
+            if sub:
+                todo.append(sub)
+            else:
+                todo.extend(n.split(" as ")[0].strip() for n in names.strip("()").split(",") if n.strip())
+    return sorted(seen)
+
+
+def sources():
+    """``{file name: source bytes}`` of the watcher's module_utils, read through the loader (the
+    files may live inside an AnsiballZ zip)."""
+    out = {"__init__.py": pkgutil.get_data(PACKAGE, "__init__.py") or b""}
+    for name in watcher_modules():
+        out[name + ".py"] = pkgutil.get_data(PACKAGE, name + ".py")
+    return out
+
+
+def code_version(files=None):
+    """sha256 over the watcher's sources: a changed collection means a reinstall."""
+    files = files if files is not None else sources()
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name] + b"\0")
+    return h.hexdigest()[:16]
+
+
+def record_now(ledger_path=_ledger.DEFAULT_PATH, lock_timeout=60.0, gather=None, resolve=None, now=None):
+    """Gather, resolve and record every bad range the ledger does not hold yet. Never clears.
+
+    Returns ``{"ranges": n, "changes": [...], "warnings": [...]}``. ``gather`` returns the facts
+    dict (default: this host, kernel records included); ``resolve`` maps bad ranges to
+    pmem_resolve results (default: owners.resolve_owners)."""
+    gather = gather or (lambda: _facts.gather_facts(ledger_path=None, events=_facts.gather_events()))
+    resolve = resolve or (lambda ranges, facts: _owners.resolve_owners(ranges, facts=facts))
+    facts = gather()
+    ranges = facts.get("bad_ranges") or []
+    out = {"ranges": len(ranges), "changes": [], "warnings": list(facts.get("warnings") or [])}
+    if not ranges:
+        return out
+    results = resolve(ranges, facts)
+    with _ledger.LedgerStore(ledger_path, timeout=lock_timeout) as store:
+        merged, changes = _ledger.merge_detections(store.data, results, ranges, at=now)
+        if changes:
+            store.data = merged
+            store.commit()
+    out["changes"] = changes
+    return out
+
+
+def write_state(state, path=STATE_PATH):
+    """The watcher's state, written atomically (a reader never sees half a file)."""
+    d = os.path.dirname(path)
+    if not os.path.isdir(d):
+        os.makedirs(d, 0o755)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(state, f, sort_keys=True)
+    os.rename(tmp, path)
+
+
+def read_state(path=STATE_PATH, install_root=INSTALL_ROOT, proc_root="/proc"):
+    """What ``pmem_badblocks`` reports as ``watcher``: installed version, running, last record."""
+    out = {"installed": None, "running": False, "state": None}
+    try:
+        with open(os.path.join(install_root, "VERSION")) as f:
+            out["installed"] = f.read().strip() or None
+    except (IOError, OSError):
+        pass
+    try:
+        with open(path) as f:
+            out["state"] = json.load(f)
+    except (IOError, OSError, ValueError):
+        return out
+    pid = (out["state"] or {}).get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            with open(os.path.join(proc_root, str(pid), "cmdline"), "rb") as f:
+                out["running"] = b"pmem-poison-watch" in f.read()
+        except (IOError, OSError):
+            out["running"] = False
+    return out
+
+
+def _poison_line(message):
+    return any(t in message for t in _TRIGGERS)
+
+
+def follow(kmsg_path="/dev/kmsg", on_poison=None, on_lost=None, should_stop=None, clock=time.monotonic,
+           debounce=DEBOUNCE_SECONDS, rescan=RESCAN_SECONDS):
+    """Read kernel log records as they arrive; call ``on_poison()`` once per burst of poison lines
+    (after ``debounce`` seconds of quiet) and at least every ``rescan`` seconds; ``on_lost(n)``
+    when the kernel overwrote records before we read them (EPIPE: the lost-events marker)."""
+    fd = os.open(kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        try:
+            os.lseek(fd, 0, os.SEEK_END)  # the start-up pass already read what is there
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+        pending_since = None
+        last_pass = clock()
+        while not (should_stop and should_stop()):
+            timeout = debounce if pending_since is not None else min(rescan, 5.0)
+            ready, _w, _x = select.select([fd], [], [], timeout)
+            if ready:
+                try:
+                    rec = os.read(fd, 8192).decode("utf-8", "replace")
+                except OSError as exc:
+                    if exc.errno == errno.EPIPE:
+                        if on_lost:
+                            on_lost(1)
+                        pending_since = pending_since or clock()
+                        continue
+                    if exc.errno == errno.EAGAIN:
+                        continue
+                    raise
+                if not rec:  # end of file: not /dev/kmsg (a pipe in tests); do not spin
+                    time.sleep(debounce)
+                for _at, message in _kernel_events.parse_kmsg(rec):
+                    if _poison_line(message):
+                        pending_since = pending_since or clock()
+            now = clock()
+            if (pending_since is not None and now - pending_since >= debounce) or now - last_pass >= rescan:
+                pending_since = None
+                last_pass = now
+                if on_poison:
+                    on_poison()
+    finally:
+        os.close(fd)
+
+
+def _log(msg):
+    # systemd puts stdout in the journal: `journalctl -u pmem-poison-watch`
+    sys.stdout.write("pmem-poison-watch: %s\n" % msg)
+    sys.stdout.flush()
+
+
+def main(argv=None):
+    """Entry point of the service: record once, then follow the kernel log."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ledger_path = argv[0] if argv else _ledger.DEFAULT_PATH
+    state = {"pid": os.getpid(), "version": None, "started": _ledger.utcnow(), "ledger": ledger_path,
+             "passes": 0, "recorded": 0, "last_pass": None, "last_change": None, "last_error": None,
+             "lost_records": 0}
+    try:
+        with open(os.path.join(INSTALL_ROOT, "VERSION")) as f:
+            state["version"] = f.read().strip()
+    except (IOError, OSError):
+        pass
+
+    def one_pass():
+        state["passes"] += 1
+        state["last_pass"] = _ledger.utcnow()
+        try:
+            out = record_now(ledger_path)
+        except (PmemError, IOError, OSError, ValueError) as exc:
+            state["last_error"] = "%s" % exc
+            _log("could not record: %s (the next converge will; check %s)" % (exc, ledger_path))
+        else:
+            state["last_error"] = None
+            for change in out["changes"]:
+                _log("recorded %s: %s (%s)" % (change["entry_id"], change["change"], change["reason"]))
+            if out["changes"]:
+                state["recorded"] += len(out["changes"])
+                state["last_change"] = state["last_pass"]
+        write_state(state)
+
+    def lost(n):
+        state["lost_records"] += n
+        _log("the kernel overwrote %d log record(s) before they were read: a full pass follows; "
+             "records older than the ring buffer may be missing (the journal and rasdaemon keep them)" % n)
+
+    _log("started (ledger %s, version %s)" % (ledger_path, state["version"]))
+    one_pass()
+    follow(on_poison=one_pass, on_lost=lost)
+    return 0
+
+
+# ---------------------------------------------------------------- installation (pmem_watcher)
+_SCRIPT = """#!/usr/bin/python3
+# pmem.poison watcher (installed by pmem.poison.pmem_watcher; do not edit: the next converge
+# replaces it). Records memory failures and machine checks in the ledger the moment the kernel
+# logs them; never clears, never writes file data.
+import sys
+
+sys.path.insert(0, %(root)r)
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch  # noqa: E402
+
+sys.exit(watch.main(sys.argv[1:]))
+"""
+
+_UNIT = """[Unit]
+Description=pmem.poison watcher: records memory failures and machine checks in the ledger at once
+Documentation=https://github.com/pmem-poison/pmem.poison
+After=local-fs.target systemd-journald.service
+
+[Service]
+Type=simple
+ExecStart=/usr/bin/python3 %(script)s %(ledger)s
+Restart=always
+RestartSec=5
+Nice=5
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def desired_files(ledger_path=_ledger.DEFAULT_PATH, root=INSTALL_ROOT, script=SCRIPT_PATH, unit=UNIT_PATH):
+    """``[(path, bytes, mode)]`` the watcher needs on the host (pure, given the sources)."""
+    files = sources()
+    version = code_version(files)
+    pkg_dir = os.path.join(root, *PACKAGE.split("."))
+    out = []
+    parts = PACKAGE.split(".")
+    for i in range(1, len(parts)):
+        out.append((os.path.join(root, *(parts[:i] + ["__init__.py"])), b"", 0o644))
+    for name in sorted(files):
+        out.append((os.path.join(pkg_dir, name), files[name], 0o644))
+    out.append((os.path.join(root, "VERSION"), (version + "\n").encode(), 0o644))
+    out.append((script, (_SCRIPT % {"root": root}).encode(), 0o755))
+    out.append((unit, (_UNIT % {"script": script, "ledger": ledger_path}).encode(), 0o644))
+    return version, out
+
+
+def _current(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def stale_files(wanted):
+    """The ``(path, bytes, mode)`` of ``wanted`` whose content or mode on disk differs."""
+    out = []
+    for path, data, mode in wanted:
+        if _current(path) != data:
+            out.append((path, data, mode))
+            continue
+        try:
+            if os.stat(path).st_mode & 0o7777 != mode:
+                out.append((path, data, mode))
+        except OSError:
+            out.append((path, data, mode))
+    return out
+
+
+def install_file(path, data, mode):
+    """Write one file atomically (temp, fsync, rename) with ``mode``; never follows a symlink."""
+    d = os.path.dirname(path)
+    if not os.path.isdir(d):
+        os.makedirs(d, 0o755)
+    tmp = os.path.join(d, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
