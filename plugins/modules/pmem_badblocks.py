@@ -408,7 +408,7 @@ ARGUMENT_SPEC = dict(
 
 
 def check_params(params, raw):
-    problems = _inputs.strict_type_problems(ARGUMENT_SPEC, raw)
+    problems = []
     problems.extend(_inputs.blank_items("devices", params["devices"]))
     if params["scrub_timeout"] < 0:
         problems.append("scrub_timeout must be 0 or more seconds, got %s" % params["scrub_timeout"])
@@ -417,10 +417,11 @@ def check_params(params, raw):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module, raw = module_result.new_module(AnsibleModule, _load_params, "pmem_badblocks",
+                                           ARGUMENT_SPEC, supports_check_mode=True)
 
     def body():
-        check_params(module.params, _load_params())
+        check_params(module.params, raw)
         return run_module(module)
 
     result = module_result.run(module, "pmem_badblocks", body, {"changed": False})

@@ -199,8 +199,7 @@ ARGUMENT_SPEC = dict(
 
 def checked_params(params, raw):
     """The options as given, after the consent rules the argument spec cannot express."""
-    problems = I.strict_type_problems(ARGUMENT_SPEC, raw)
-    I.raise_problems(problems)  # the rest reads the structures
+    problems = []
     p = I.as_given(params, raw, ARGUMENT_SPEC)
     policy = p["policy"] or {}
     problems.append(I.empty_ids_problem("entry_ids", p["entry_ids"]))
@@ -251,12 +250,13 @@ def checked_params(params, raw):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module, raw = module_result.new_module(AnsibleModule, _load_params, "pmem_clear",
+                                           ARGUMENT_SPEC, supports_check_mode=True)
     partial = {"changed": False, "plan": [], "results": [], "open_entries": [],
                "ledger_path": module.params["ledger_path"]}
 
     def body():
-        p = checked_params(module.params, _load_params())
+        p = checked_params(module.params, raw)
         return clearing.run_clear(
             ledger_path=p["ledger_path"], method=p["method"], entry_ids=p["entry_ids"],
             source=p["source"], policy=p["policy"], results=p["results"],

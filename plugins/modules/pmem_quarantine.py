@@ -156,7 +156,7 @@ ARGUMENT_SPEC = dict(
 
 def checked_params(params, raw):
     """The options as given, after the checks the argument spec cannot express."""
-    problems = I.strict_type_problems(ARGUMENT_SPEC, raw)
+    problems = []
     problems.append(I.empty_ids_problem("entry_ids", params["entry_ids"]))
     problems.extend(I.blank_items("entry_ids", params["entry_ids"]))
     if params["state"] == "accepted_lost":
@@ -170,8 +170,8 @@ def checked_params(params, raw):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
+    module, raw = module_result.new_module(
+        AnsibleModule, _load_params, "pmem_quarantine", ARGUMENT_SPEC,
         required_if=[("state", "accepted_lost", ("entry_ids", "by", "why"))],
         supports_check_mode=True,
     )
@@ -179,7 +179,7 @@ def main():
                "ledger_path": module.params["ledger_path"]}
 
     def body():
-        p = checked_params(module.params, _load_params())
+        p = checked_params(module.params, raw)
         return quarantine.run_quarantine(
             ledger_path=p["ledger_path"], state=p["state"], results=p["results"],
             bad_ranges=p["bad_ranges"], entry_ids=p["entry_ids"],

@@ -265,17 +265,16 @@ def summarize(results):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
+    module, raw = module_result.new_module(
+        AnsibleModule, _load_params, "pmem_resolve", ARGUMENT_SPEC,
         mutually_exclusive=[("bad_ranges", "ranges")],
         supports_check_mode=True,
     )
     partial = {"changed": False, "results": [], "summary": summarize([])}
 
     def body():
-        raw = _load_params()
         p = module.params
-        problems = I.strict_type_problems(ARGUMENT_SPEC, raw)
+        problems = []
         if p["max_walk_seconds"] < 0:
             problems.append("max_walk_seconds must be 0 (no limit) or more, got %s"
                             % p["max_walk_seconds"])

@@ -350,7 +350,7 @@ def check_direct_range(item, sysfs_root="/sys"):
     rid = item.get("id") or "%s@%s+%s" % (os.path.basename(str(device).rstrip("/")) or device,
                                           offset, length)
     if blank(device):
-        raise InputError("device is blank", range=rid,
+        raise InputError("device is blank", device=device, range=rid,
                          next_step="name a block device, a devdax device or a mount point")
     if length is None or length <= 0:
         raise InputError("length %s is not a positive number of bytes" % (length,),

@@ -651,6 +651,12 @@ class LedgerStore:
             return None
 
     def acquire(self):
+        if not self.readonly:
+            # a ledger that cannot be used is refused before the lock file is created: a
+            # refused run leaves nothing behind
+            raw = read_bytes(self.path)
+            if raw is not None:
+                parse(raw, self.path)
         try:
             self._acquire()
         except OSError as e:

@@ -16,7 +16,29 @@ __metaclass__ = type
 import errno
 import os
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+
+
+def new_module(module_class, load_params, module_name, argument_spec, **kwargs):
+    """``(module, raw)``: the AnsibleModule for ``argument_spec`` and the caller's values as given.
+
+    The strict type check (``inputs.strict_type_problems``) runs on the caller's values before
+    Ansible converts them, so a string given for a list or a mapping fails with a message
+    naming the option, instead of being split on commas or parsed as ``k=v``. ``module_class``
+    and ``load_params`` are AnsibleModule and basic._load_params (module_utils here import
+    nothing from ansible)."""
+    raw = load_params()
+    raw = raw if isinstance(raw, dict) else {}
+    problems = inputs.strict_type_problems(argument_spec, raw)
+    if problems:
+        lenient = module_class(argument_spec=dict((k, {"type": "raw"}) for k in argument_spec),
+                               supports_check_mode=True)
+        try:
+            inputs.raise_problems(problems)
+        except PmemError as exc:
+            fail(lenient, exc, module_name)
+    return module_class(argument_spec=argument_spec, **kwargs), raw
 
 
 def error_result(exc, module_name):
