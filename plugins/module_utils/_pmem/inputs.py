@@ -163,9 +163,11 @@ def strict_type_problems(spec, params, prefix=""):
         typ = opt.get("type", "str")
         if typ == "list":
             if not isinstance(value, list):
+                example = ", ".join(p.strip() for p in value.split(",")) \
+                    if isinstance(value, str) else value
                 problems.append(
-                    "%s must be a list, got %s; write it as a YAML list (for one item: [%s]), "
-                    "a string is never split into items" % (label, _what(value), value))
+                    "%s must be a list, got %s; write it as a YAML list ([%s]), a string is "
+                    "never split into items" % (label, _what(value), example))
                 continue
             for i, item in enumerate(value):
                 where = "%s[%d]" % (label, i)
