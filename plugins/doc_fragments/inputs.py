@@ -110,7 +110,7 @@ options:
     elements: dict
     suboptions:
       range_id:
-        description: The range's id (RV(ansible_facts.pmem.bad_ranges[].id)).
+        description: The range's id (C(ansible_facts.pmem.bad_ranges[].id)).
         type: str
         required: true
       owners:
@@ -326,4 +326,3 @@ options:
         type: list
         elements: str
 """
-

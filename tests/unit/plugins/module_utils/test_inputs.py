@@ -20,7 +20,6 @@ from ansible_collections.pmem.poison.plugins.modules import pmem_quarantine as Q
 from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world import (
     run_inprocess,
     snapshot,
-    world,  # noqa: F401  pylint: disable=unused-import  (fixture)
 )
 
 SCALARS = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=False),

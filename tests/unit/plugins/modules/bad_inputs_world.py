@@ -70,13 +70,6 @@ def make_world(tmp_path):
                            caps={"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": True}}})
 
 
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    w = make_world(tmp_path)
-    monkeypatch.setenv("PMEM_POISON_TEST_BADBLOCKS", w.badblocks)
-    return w
-
-
 def run_inprocess(module, args, monkeypatch, check=False):
     """Run a module's main() in this process; returns its result dict (``failed`` set when it
     called fail_json). Any exception other than the module's exit propagates: a traceback."""

@@ -20,7 +20,6 @@ from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world
     RID,
     run_inprocess,
     snapshot,
-    world,  # noqa: F401  pylint: disable=unused-import  (fixture)
 )
 
 # Ansible's own argument-spec messages name the option; ours also name the next step.

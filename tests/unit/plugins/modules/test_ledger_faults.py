@@ -26,7 +26,6 @@ from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world
     RID,
     run_inprocess,
     snapshot,
-    world,  # noqa: F401  pylint: disable=unused-import  (fixture)
 )
 
 MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
@@ -42,6 +41,13 @@ def _edit_entry(w, change):
 def _edit_top(w, data):
     with open(w.ledger, "w") as f:
         f.write(data if isinstance(data, str) else json.dumps(data))
+
+
+def _doubled(w):
+    with open(w.ledger) as f:
+        data = json.load(f)
+    data["entries"] = 2 * data["entries"][:1]
+    return data
 
 
 def _pop(key):
@@ -90,8 +96,8 @@ FAULTS = [
     ("symlinked-ledger", _symlink_ledger, ["is a symlink"]),
     ("not-json", lambda w: _edit_top(w, "{not json"), ["not JSON"]),
     ("top-level-list", lambda w: _edit_top(w, "[]"), ["top level is not an object"]),
-    ("schema-99", lambda w: _edit_top(w, {"schema": 99, "entries": []}), ["schema 99",
-                                                                           "upgrade"]),
+    ("schema-99", lambda w: _edit_top(w, {"schema": 99, "entries": []}),
+     ["schema 99", "upgrade"]),
     ("entries-not-list", lambda w: _edit_top(w, {"schema": 1, "entries": {}}),
      ["entries is not a list"]),
     ("owner-missing", lambda w: _edit_entry(w, _pop("owner")), ["owner is missing", RID]),
@@ -125,8 +131,7 @@ FAULTS = [
         "chmod": {"mode": "0644"}})), ["containment.chmod needs an integer mode"]),
     ("immutable-was-set-text", lambda w: _edit_entry(w, _set(["containment"], {
         "immutable": {"was_set": "no"}})), ["containment.immutable needs was_set"]),
-    ("duplicate-id", lambda w: _edit_top(w, dict(json.loads(open(w.ledger).read()), entries=2 * [
-        json.loads(open(w.ledger).read())["entries"][0]])), ["duplicate entry id"]),
+    ("duplicate-id", lambda w: _edit_top(w, _doubled(w)), ["duplicate entry id"]),
 ]
 
 LOCK_FAULTS = [
