@@ -19,7 +19,7 @@ short_description: Problems of the remediate role's variables (unknown names, st
 description:
   - Returns a list of sentences, one per problem; an empty list means the variables are sound.
   - Unknown names (with the closest known name), a string or number where the spec wants a list
-    or a mapping, blank items, and blank consent strings (C(remediate_accept_loss_reason),
+    or a mapping, blank items, restore copies that are not absolute paths, and blank consent strings (C(remediate_accept_loss_reason),
     C(remediate_accept_loss_by)) when losses are accepted.
 options:
   _input:
@@ -95,6 +95,19 @@ def role_input_problems(given, spec, extra_names=None):
                         for i, item in enumerate(accepted)
                         if isinstance(item, str) and item.strip()
                         and not (item.startswith("/") or "|" in item))
+    for name, key_rule in (("remediate_restore_sources", "an absolute path or pattern"),
+                           ("remediate_restore", "a ledger entry id")):
+        mapping = typed.get(name)
+        if not isinstance(mapping, dict):
+            continue
+        for key in sorted(mapping, key=str):
+            copy = mapping[key]
+            if not isinstance(key, str) or not key.strip() or (
+                    name == "remediate_restore_sources" and not key.startswith("/")):
+                problems.append("%s key %r must be %s" % (name, key, key_rule))
+            if not isinstance(copy, str) or not copy.startswith("/"):
+                problems.append("%s[%r] must be the absolute path of the known-good copy, got %r"
+                                % (name, key, copy))
     by = typed.get("remediate_accept_loss_by")
     if isinstance(by, str) and by and not by.strip():
         problems.append("remediate_accept_loss_by is blank (%r): leave it empty to use the AWX or "
