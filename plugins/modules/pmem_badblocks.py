@@ -50,8 +50,9 @@ options:
         example V(ndbus0), V(region1), V(namespace1.0), V(pmem1), V(pmem1p1) or V(dax0.0).
       - Bad ranges are kept when they name one of the devices (or a device below one); the topology keeps the
         named devices with their ancestors. A name that matches nothing becomes an entry in
-        RV(ansible_facts.pmem.errors).
-      - The default, an empty list, means every device.
+        RV(ansible_facts.pmem.errors) and makes the host not clean.
+      - The default, an empty list, means every device (this module only reads). A string is
+        refused, never split into names.
     type: list
     elements: str
     default: []
@@ -186,7 +187,8 @@ ansible_facts:
             not run in O(use_ndctl=auto) mode, why (V(skipped)).
           type: dict
         clean:
-          description: No known bad range, no open ledger entry and the ledger could be read.
+          description: No known bad range, no open ledger entry, the ledger could be read and every
+            requested device exists (a name in O(devices) that matches nothing makes it V(false)).
           type: bool
         buses:
           description: nvdimm buses keyed by name (V(ndbus0)). Each has V(name), V(provider) (V(e820),
@@ -398,14 +400,14 @@ ansible_facts:
 """
 
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
-from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 # where the host's state is read from (unit tests point these at fixture trees)
 ROOTS = {"sysfs_root": "/sys", "proc_root": "/proc", "dev_root": "/dev"}
@@ -455,26 +457,34 @@ def run_module(module):
     return result
 
 
+ARGUMENT_SPEC = dict(
+    devices=dict(type="list", elements="str", default=[]),
+    scrub=dict(type="bool", default=False),
+    scrub_timeout=dict(type="int", default=300),
+    use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+    kernel_events=dict(type="bool", default=True),
+)
+
+
+def check_params(params, raw):
+    problems = []
+    problems.extend(_inputs.blank_items("devices", params["devices"]))
+    if params["scrub_timeout"] < 0:
+        problems.append("scrub_timeout must be 0 or more seconds, got %s" % params["scrub_timeout"])
+    problems.append(_inputs.ledger_path_problem(params["ledger_path"]))
+    _inputs.raise_problems(problems)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            devices=dict(type="list", elements="str", default=[]),
-            scrub=dict(type="bool", default=False),
-            scrub_timeout=dict(type="int", default=300),
-            use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
-            kernel_events=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = run_module(module)
-    except PmemError as exc:
-        details = exc.to_dict()
-        details["msg"] = str(exc)
-        module.fail_json(**details)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="pmem_badblocks: unexpected error: %s" % exc, exception=traceback.format_exc())
+    module, raw = module_result.new_module(AnsibleModule, _load_params, "pmem_badblocks",
+                                           ARGUMENT_SPEC, supports_check_mode=True)
+
+    def body():
+        check_params(module.params, raw)
+        return run_module(module)
+
+    result = module_result.run(module, "pmem_badblocks", body, {"changed": False})
     module.exit_json(**result)
 
 

@@ -43,59 +43,52 @@ author:
 extends_documentation_fragment:
   - pmem.poison.attributes
   - pmem.poison.attributes.platform
+  - pmem.poison.inputs.policy
+  - pmem.poison.inputs.results
+  - pmem.poison.inputs.bad_ranges
+  - pmem.poison.inputs.capabilities
 options:
   method:
-    description: Clear method; V(auto) follows O(policy).
+    description:
+      - Clear method; V(auto) follows O(policy).
+      - V(device_write) and V(ndctl) take a namespace out of use; they need O(entry_ids) and
+        O(policy) C(offline_window_allowed=true).
     type: str
     choices: [auto, rewrite, reallocate, device_write, ndctl]
     default: auto
   entry_ids:
-    description: Only act on these ledger entries. Default all entries the plan covers.
+    description:
+      - Only act on these ledger entries (default all entries the plan covers). Every id must be in
+        the ledger or recorded from O(results) in the same call; an unknown id fails the task.
+      - Required with O(source) and with O(method=device_write) or O(method=ndctl). An empty list
+        names no entry and fails the task; it never means every entry.
     type: list
     elements: str
   source:
     description:
-      - Known-good copy of the damaged file (for O(entry_ids), or every entry when O(entry_ids) is
-        not given). Same size as the damaged file; bytes are copied from the same offsets.
+      - Known-good copy of the damaged file of O(entry_ids) (required with it). Same size as the
+        damaged file; bytes are copied from the same offsets. Never applied to other entries.
     type: path
-  policy:
-    description:
-      - Remediation policy; keys C(method) (per owner kind), C(containment), C(restore_sources),
-        C(accepted_loss), C(offline_window_allowed). See docs/design.md, "Policy".
-    type: dict
-  results:
-    description: Resolver output (RV(pmem.poison.pmem_resolve#module:results)); recorded in the ledger first.
-    type: list
-    elements: dict
-  bad_ranges:
-    description:
-      - Current bad ranges (C(ansible_facts.pmem.bad_ranges)). Default is to re-read the
-        badblocks lists for the ranges in the ledger.
-    type: list
-    elements: dict
-  capabilities:
-    description:
-      - Override what is known about each device (C(kernel), C(devices.<pmemN>.write_clears),
-        C(ndctl_clear)). Default is read off sysfs.
-    type: dict
   accepted_by:
     description:
       - Who accepts the losses listed in O(policy) C(accepted_loss); recorded as the closure's
-        C(by). Default C(policy).
+        C(by). Required (non-blank) when C(accepted_loss) lists anything.
     type: str
   accepted_reason:
     description:
-      - Why those losses are accepted; recorded as the closure's C(why) (default
-        C(listed in policy.accepted_loss)). Give it whenever O(policy) C(accepted_loss) is set,
-        so that the record says why the data may be given up.
+      - Why those losses are accepted; recorded as the closure's C(why). Required (non-blank)
+        when O(policy) C(accepted_loss) lists anything, so that the record says why the data may
+        be given up.
     type: str
     version_added: 0.1.0
   ledger_path:
-    description: The ledger file.
+    description:
+      - The ledger file. Its directory must be owned by the user the module runs as and not
+        writable by group or others; a symlinked ledger or lock file is refused.
     type: path
     default: /var/lib/pmem-poison/ledger.json
   lock_timeout:
-    description: Seconds to wait for another run's ledger lock.
+    description: Seconds to wait for another run's ledger lock (0 or more).
     type: float
     default: 30
 attributes:
@@ -117,6 +110,7 @@ EXAMPLES = r"""
 - name: Restore a damaged file from its backup copy
   pmem.poison.pmem_clear:
     method: rewrite
+    entry_ids: ["pmem1@0x2000+0x1000|/dev/pmem1|ino=131|off=8192"]
     source: /backup/db/table.dat
     results: "{{ owners.results }}"
     bad_ranges: "{{ ansible_facts.pmem.bad_ranges }}"
@@ -126,7 +120,6 @@ EXAMPLES = r"""
     policy:
       restore_sources:
         /mnt/pmem/db/*: /backup/db
-      accepted_loss: [/mnt/pmem/scratch/*]
   check_mode: true
   register: plan
 
@@ -142,6 +135,9 @@ EXAMPLES = r"""
 - name: Clear free-space poison on an unmounted namespace
   pmem.poison.pmem_clear:
     method: device_write
+    entry_ids: ["pmem2@0x10000+0x1000|-|ino=free|off=-"]
+    policy:
+      offline_window_allowed: true
 """
 
 RETURN = r"""
@@ -177,43 +173,99 @@ ledger_path:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
-from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import InputError
+
+ARGUMENT_SPEC = dict(
+    method=dict(type="str", default="auto",
+                choices=["auto", "rewrite", "reallocate", "device_write", "ndctl"]),
+    entry_ids=dict(type="list", elements="str"),
+    source=dict(type="path"),
+    policy=dict(type="dict", options=I.POLICY),
+    results=dict(type="list", elements="dict", options=I.RESULT),
+    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
+    capabilities=dict(type="dict", options=I.CAPABILITIES),
+    accepted_by=dict(type="str"),
+    accepted_reason=dict(type="str"),
+    ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+    lock_timeout=dict(type="float", default=30.0),
+)
+
+
+def checked_params(params, raw):
+    """The options as given, after the consent rules the argument spec cannot express."""
+    problems = []
+    p = I.as_given(params, raw, ARGUMENT_SPEC)
+    policy = p["policy"] or {}
+    problems.append(I.empty_ids_problem("entry_ids", p["entry_ids"]))
+    problems.extend(I.blank_items("entry_ids", p["entry_ids"]))
+    if p["source"] is not None:
+        if I.blank(p["source"]):
+            problems.append("source is blank: give the absolute path of the known-good copy")
+        if not p["entry_ids"]:
+            problems.append("source needs entry_ids: a restore source applies only to the "
+                            "entries it is given for (list the entry ids whose file it copies)")
+        if p["method"] in ("device_write", "ndctl"):
+            problems.append("source applies to file rewrites, not to method=%s" % p["method"])
+    if p["method"] in ("device_write", "ndctl"):
+        if not p["entry_ids"]:
+            problems.append("method=%s writes to a device: list the entry ids to clear in "
+                            "entry_ids" % p["method"])
+        if policy.get("offline_window_allowed") is not True:
+            problems.append("method=%s takes the namespace out of use: set "
+                            "policy.offline_window_allowed: true to consent to the offline "
+                            "window" % p["method"])
+    if policy.get("accepted_loss"):
+        problems.append(I.text_problem("accepted_by", p["accepted_by"],
+                                       "say who accepts the losses in policy.accepted_loss"))
+        problems.append(I.text_problem("accepted_reason", p["accepted_reason"],
+                                       "say why the data in policy.accepted_loss may be given up"))
+    else:
+        for name in ("accepted_by", "accepted_reason"):
+            if p[name] is not None and I.blank(p[name]):
+                problems.append("%s is blank (%r): leave it out or say something" % (name, p[name]))
+    problems.extend(I.policy_problems(policy))
+    problems.extend(I.capabilities_problems(p["capabilities"]))
+    problems.append(I.ledger_path_problem(p["ledger_path"]))
+    if p["lock_timeout"] < 0:
+        problems.append("lock_timeout must be 0 or more seconds, got %s" % p["lock_timeout"])
+    I.raise_problems(problems)
+    if p["entry_ids"]:
+        known = set(e["id"] for e in L.load(p["ledger_path"])["entries"])
+        for result in p["results"] or []:
+            for owner in result.get("owners") or [{"kind": "unknown"}]:
+                known.add(L.entry_id(result["range_id"], owner))
+        missing = sorted(set(p["entry_ids"]) - known)
+        if missing:
+            raise InputError(
+                "no such ledger entries: %s" % ", ".join(missing), device=None,
+                next_step="list entries with pmem_badblocks (open_entries) or the ledger "
+                          "%s; nothing was done" % p["ledger_path"])
+    return p
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            method=dict(type="str", default="auto",
-                        choices=["auto", "rewrite", "reallocate", "device_write", "ndctl"]),
-            entry_ids=dict(type="list", elements="str"),
-            source=dict(type="path"),
-            policy=dict(type="dict"),
-            results=dict(type="list", elements="dict"),
-            bad_ranges=dict(type="list", elements="dict"),
-            capabilities=dict(type="dict"),
-            accepted_by=dict(type="str"),
-            accepted_reason=dict(type="str"),
-            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
-            lock_timeout=dict(type="float", default=30.0),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
+    module, raw = module_result.new_module(AnsibleModule, _load_params, "pmem_clear",
+                                           ARGUMENT_SPEC, supports_check_mode=True)
     partial = {"changed": False, "plan": [], "results": [], "open_entries": [],
-               "ledger_path": p["ledger_path"]}
-    try:
-        out = clearing.run_clear(
+               "ledger_path": module.params["ledger_path"]}
+
+    def body():
+        p = checked_params(module.params, raw)
+        return clearing.run_clear(
             ledger_path=p["ledger_path"], method=p["method"], entry_ids=p["entry_ids"],
             source=p["source"], policy=p["policy"], results=p["results"],
             facts={"bad_ranges": p["bad_ranges"]} if p["bad_ranges"] is not None else None,
             capabilities=p["capabilities"], check=module.check_mode,
             lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"],
             accepted_reason=p["accepted_reason"])
-    except (PmemError, ValueError) as e:
-        module.fail_json(msg=str(e), **partial)
+
+    out = module_result.run(module, "pmem_clear", body, partial)
     diff = out.pop("diff", None)
     if module._diff and diff:
         out["diff"] = diff

@@ -30,6 +30,8 @@ author:
 extends_documentation_fragment:
   - pmem.poison.attributes
   - pmem.poison.attributes.platform
+  - pmem.poison.inputs.results
+  - pmem.poison.inputs.bad_ranges
 options:
   state:
     description: V(present) records, marks and contains; V(released) undoes containment of closed
@@ -37,36 +39,37 @@ options:
     type: str
     choices: [present, released, accepted_lost]
     default: present
-  results:
-    description: Resolver output (RV(pmem.poison.pmem_resolve#module:results)) to record first.
-    type: list
-    elements: dict
-  bad_ranges:
-    description: The bad ranges the O(results) refer to (C(ansible_facts.pmem.bad_ranges)).
-    type: list
-    elements: dict
   entry_ids:
-    description: Limit to these ledger entries (required for O(state=accepted_lost)).
+    description:
+      - Limit to these ledger entries (required for O(state=accepted_lost)). Every id must be in the
+        ledger (or recorded from O(results) in the same call); an unknown id fails the task.
+      - An empty list names no entry and fails the task; it never means every entry. Leave
+        O(entry_ids) out to act on every entry (not allowed with O(state=accepted_lost)).
     type: list
     elements: str
   containment:
-    description: Containment steps for O(state=present).
+    description:
+      - Containment steps for O(state=present). A list (V([chmod])); a string is refused, never
+        split into items.
     type: list
     elements: str
     choices: [rename, chmod, immutable]
     default: []
   by:
-    description: Who accepts the loss (O(state=accepted_lost)).
+    description: Who accepts the loss (O(state=accepted_lost)); blank or whitespace-only is refused.
     type: str
   why:
-    description: Why the loss is accepted (O(state=accepted_lost)).
+    description: Why the loss is accepted (O(state=accepted_lost)); blank or whitespace-only is refused.
     type: str
   ledger_path:
-    description: The ledger file.
+    description:
+      - The ledger file. Its directory must be owned by the user the module runs as and not
+        writable by group or others (the module refuses to trust it otherwise); a symlinked
+        ledger or lock file is refused.
     type: path
     default: /var/lib/pmem-poison/ledger.json
   lock_timeout:
-    description: Seconds to wait for another run's ledger lock.
+    description: Seconds to wait for another run's ledger lock (0 or more).
     type: float
     default: 30
 attributes:
@@ -132,40 +135,58 @@ ledger_path:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine
-from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", default="present", choices=["present", "released", "accepted_lost"]),
+    results=dict(type="list", elements="dict", options=I.RESULT),
+    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
+    entry_ids=dict(type="list", elements="str"),
+    containment=dict(type="list", elements="str", default=[], choices=I.CONTAINMENT),
+    by=dict(type="str"),
+    why=dict(type="str"),
+    ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+    lock_timeout=dict(type="float", default=30.0),
+)
+
+
+def checked_params(params, raw):
+    """The options as given, after the checks the argument spec cannot express."""
+    problems = []
+    problems.append(I.empty_ids_problem("entry_ids", params["entry_ids"]))
+    problems.extend(I.blank_items("entry_ids", params["entry_ids"]))
+    if params["state"] == "accepted_lost":
+        problems.append(I.text_problem("by", params["by"], "say who accepts the loss"))
+        problems.append(I.text_problem("why", params["why"], "say why the data may be given up"))
+    problems.append(I.ledger_path_problem(params["ledger_path"]))
+    if params["lock_timeout"] < 0:
+        problems.append("lock_timeout must be 0 or more seconds, got %s" % params["lock_timeout"])
+    I.raise_problems(problems)
+    return I.as_given(params, raw, ARGUMENT_SPEC)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", default="present",
-                       choices=["present", "released", "accepted_lost"]),
-            results=dict(type="list", elements="dict"),
-            bad_ranges=dict(type="list", elements="dict"),
-            entry_ids=dict(type="list", elements="str"),
-            containment=dict(type="list", elements="str", default=[],
-                             choices=["rename", "chmod", "immutable"]),
-            by=dict(type="str"),
-            why=dict(type="str"),
-            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
-            lock_timeout=dict(type="float", default=30.0),
-        ),
+    module, raw = module_result.new_module(
+        AnsibleModule, _load_params, "pmem_quarantine", ARGUMENT_SPEC,
         required_if=[("state", "accepted_lost", ("entry_ids", "by", "why"))],
         supports_check_mode=True,
     )
-    p = module.params
-    partial = {"changed": False, "entries": [], "recorded": [], "ledger_path": p["ledger_path"]}
-    try:
-        out = quarantine.run_quarantine(
+    partial = {"changed": False, "entries": [], "recorded": [],
+               "ledger_path": module.params["ledger_path"]}
+
+    def body():
+        p = checked_params(module.params, raw)
+        return quarantine.run_quarantine(
             ledger_path=p["ledger_path"], state=p["state"], results=p["results"],
             bad_ranges=p["bad_ranges"], entry_ids=p["entry_ids"],
             containment=p["containment"], by=p["by"], why=p["why"],
             check=module.check_mode, lock_timeout=p["lock_timeout"])
-    except PmemError as e:
-        module.fail_json(msg=str(e), **partial)
+
+    out = module_result.run(module, "pmem_quarantine", body, partial)
     diff = out.pop("diff", None)
     if module._diff and diff:
         out["diff"] = diff

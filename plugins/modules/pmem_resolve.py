@@ -32,19 +32,16 @@ author:
 extends_documentation_fragment:
   - pmem.poison.attributes
   - pmem.poison.attributes.platform
+  - pmem.poison.inputs.bad_ranges
 options:
-  bad_ranges:
-    description:
-      - Bad ranges in the BadRange form of C(ansible_facts.pmem.bad_ranges), as returned by
-        M(pmem.poison.pmem_badblocks).
-      - When neither O(bad_ranges) nor O(ranges) is given, the module gathers the host's bad ranges
-        itself.
-    type: list
-    elements: dict
   ranges:
     description:
       - Ranges given directly by an operator, in block-device or filesystem coordinates.
-      - Mutually exclusive with O(bad_ranges).
+      - Mutually exclusive with O(bad_ranges). When neither is given, the module gathers the
+        host's bad ranges itself.
+      - A range with a negative offset, a length of 0 or less, a device that does not exist, or
+        bytes past the device's end gets its own RV(results[].error) naming the device and range;
+        the other ranges are resolved.
     type: list
     elements: dict
     suboptions:
@@ -57,11 +54,11 @@ options:
         type: str
         required: true
       offset:
-        description: Byte offset of the first bad byte.
+        description: Byte offset of the first bad byte (0 or more).
         type: int
         required: true
       length:
-        description: Length of the range in bytes.
+        description: Length of the range in bytes (1 or more).
         type: int
         required: true
       id:
@@ -218,21 +215,48 @@ summary:
   sample: {ranges: 2, errors: 0, owners: {file: 2, metadata: 1}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
+ARGUMENT_SPEC = dict(
+    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
+    ranges=dict(type="list", elements="dict", options=dict(
+        device=dict(type="str", required=True),
+        offset=dict(type="int", required=True),
+        length=dict(type="int", required=True),
+        id=dict(type="str"),
+    )),
+    walk_paths=dict(type="bool", default=True),
+    max_walk_seconds=dict(type="float", default=0),
+)
 
-def _gather_bad_ranges(module):
+
+def _gather_bad_ranges():
     """Default input: the host's bad ranges, from the same core as pmem_badblocks."""
-    try:
-        from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
-        from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
-    except ImportError:
-        module.fail_json(msg="bad_ranges or ranges is required (the gathering core is not installed)")
-    topo = _topology.gather_topology()
-    return _ranges.gather_bad_ranges(topo)
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+    return _ranges.gather_bad_ranges(_topology.gather_topology())
+
+
+def resolve_direct(ranges, sysfs_root="/sys", **kw):
+    """Operator ranges: each checked against its device first; a bad one is an error result in
+    its place (device and range named), the others are resolved."""
+    slots, todo = [], []
+    for item in ranges:
+        try:
+            I.check_direct_range(item, sysfs_root)
+        except PmemError as e:
+            slots.append({"range_id": e.range, "owners": [], "error": e.to_dict(),
+                          "warnings": []})
+            continue
+        slots.append(None)
+        todo.append(_owners.direct_range(item))
+    resolved = iter(_owners.resolve_owners(todo, **kw) if todo else [])
+    return [slot if slot is not None else next(resolved) for slot in slots]
 
 
 def _current_topology():
@@ -252,38 +276,34 @@ def summarize(results):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            bad_ranges=dict(type="list", elements="dict"),
-            ranges=dict(type="list", elements="dict", options=dict(
-                device=dict(type="str", required=True),
-                offset=dict(type="int", required=True),
-                length=dict(type="int", required=True),
-                id=dict(type="str"),
-            )),
-            walk_paths=dict(type="bool", default=True),
-            max_walk_seconds=dict(type="float", default=0),
-        ),
+    module, raw = module_result.new_module(
+        AnsibleModule, _load_params, "pmem_resolve", ARGUMENT_SPEC,
         mutually_exclusive=[("bad_ranges", "ranges")],
         supports_check_mode=True,
     )
-    p = module.params
-    try:
-        topology = None
+    partial = {"changed": False, "results": [], "summary": summarize([])}
+
+    def body():
+        p = module.params
+        problems = []
+        if p["max_walk_seconds"] < 0:
+            problems.append("max_walk_seconds must be 0 (no limit) or more, got %s"
+                            % p["max_walk_seconds"])
+        I.raise_problems(problems)
+        kw = dict(facts=None, walk_paths=p["walk_paths"],
+                  max_walk_seconds=p["max_walk_seconds"] or None)
         if p["ranges"] is not None:
-            todo = [_owners.direct_range(r) for r in p["ranges"]]
-        elif p["bad_ranges"] is not None:
-            todo = p["bad_ranges"]
-            if any((r or {}).get("identity") for r in todo):
-                # given ranges may predate a reboot that renamed the devices: find them by identity
-                topology = _current_topology()
-        else:
-            todo = _gather_bad_ranges(module)
-        results = _owners.resolve_owners(
-            todo, facts=None, walk_paths=p["walk_paths"],
-            max_walk_seconds=p["max_walk_seconds"] or None, topology=topology)
-    except PmemError as e:
-        module.fail_json(msg=str(e), results=[], summary=summarize([]), error=e.to_dict())
+            return resolve_direct(p["ranges"], **kw)
+        todo = I.as_given(p, raw, ARGUMENT_SPEC)["bad_ranges"]
+        topology = None
+        if todo is None:
+            todo = _gather_bad_ranges()
+        elif any((r or {}).get("identity") for r in todo):
+            # given ranges may predate a reboot that renamed the devices: find them by identity
+            topology = _current_topology()
+        return _owners.resolve_owners(todo, topology=topology, **kw)
+
+    results = module_result.run(module, "pmem_resolve", body, partial)
     module.exit_json(changed=False, results=results, summary=summarize(results))
 
 

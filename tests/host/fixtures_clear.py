@@ -16,6 +16,8 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+
 from .conftest import extents_of, sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,6 +82,7 @@ def make_damaged(fs, workdir, name="victim", pages=8, bad_page=3):
         path=path, good=good, source=src, badblocks=bb, owner=owner, range=rng,
         ledger=ledger, env={"PMEM_POISON_TEST_BADBLOCKS": bb},
         args={"ledger_path": ledger, "source": src, "capabilities": caps,
+              "entry_ids": [L.entry_id(rid, owner)],
               "results": [{"range_id": rid, "owners": [owner]}], "bad_ranges": [rng]})
 
 

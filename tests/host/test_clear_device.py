@@ -32,6 +32,8 @@ def _setup(fs):
     args = {"ledger_path": os.path.join(fs.workdir, "l", "ledger.json"),
             "method": "device_write", "results": [{"range_id": rid, "owners": [
                 {"kind": "free", "range_id": rid, "device": fs.dev}]}],
+            "entry_ids": [L.entry_id(rid, {"kind": "free", "device": fs.dev})],
+            "policy": {"offline_window_allowed": True},
             "bad_ranges": [rng],
             "capabilities": {"kernel": "6.1", "devices": {dev: {"write_clears": True}}}}
     return off, bb, args

@@ -67,3 +67,41 @@ class SourceMismatch(PmemError):
 
 class LedgerLocked(PmemError):
     """Another run holds the ledger lock."""
+
+
+class InputError(PmemError):
+    """A module option or role variable is malformed, or consent is missing: nothing was done."""
+
+
+class LedgerError(GatherError):
+    """The ledger or its lock could not be read, written or trusted (the file is left as it was)."""
+
+
+# errno -> what the operator does next; the rest get the generic advice of the caller
+_ERRNO_NEXT = {
+    "ENOSPC": "free space on the filesystem that holds %(dir)s (or set ledger_path elsewhere), then re-run",
+    "EDQUOT": "raise the disk quota on the filesystem that holds %(dir)s, then re-run",
+    "EROFS": "remount the filesystem that holds %(dir)s read-write, or set ledger_path on a writable filesystem",
+    "EACCES": "run as root (become: true), or give root ownership and mode 0700 to %(dir)s",
+    "EPERM": "run as root (become: true); check the immutable flag (lsattr) of %(path)s and %(dir)s",
+    "ELOOP": "%(path)s is a symlink; the ledger never follows symlinks: remove the link",
+    "ENOTDIR": "a component of %(path)s is not a directory: fix the path or set ledger_path",
+    "EISDIR": "%(path)s is a directory: set ledger_path to a file inside it",
+    "ENOENT": "create %(dir)s (root-owned, mode 0700) or set ledger_path to an existing directory",
+    "EIO": "the filesystem that holds %(dir)s reported an I/O error: check it (dmesg) before re-running",
+}
+
+
+def from_oserror(exc, path, what, next_step=None):
+    """A LedgerError naming ``path``, ``what`` failed (e.g. "write the ledger"), the errno and the
+    next step. ``exc`` is an OSError (or anything with errno/strerror)."""
+    import errno as _errno
+    import os as _os
+    code = getattr(exc, "errno", None)
+    name = _errno.errorcode.get(code, "") if code else ""
+    reason = _os.strerror(code) if code else str(exc)
+    advice = _ERRNO_NEXT.get(name)
+    where = {"path": path, "dir": _os.path.dirname(_os.path.abspath(path)) if path else "?"}
+    step = (advice % where) if advice else (next_step or "check %s and re-run" % path)
+    return LedgerError("cannot %s %s: %s%s" % (what, path, reason, " (%s)" % name if name else ""),
+                       next_step=step, details={"path": path, "errno": name or None, "operation": what})

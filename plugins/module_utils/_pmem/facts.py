@@ -235,12 +235,15 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
     blockdevs = dict(topology.get("blockdevs", {}))
     dax = dict(topology.get("dax", {}))
     mounts = list(topology.get("mounts", []))
+    unknown_devices = []
     if devices:
         _wanted, keep, unknown = expand_devices(topology, devices)
+        unknown_devices = list(unknown)
         for name in unknown:
             errors.append({"device": name, "file": None,
                            "message": "no such pmem device (not a bus, region, namespace, block device, "
-                                      "partition or dax device on this host)"})
+                                      "partition or dax device on this host); the host is not reported clean. "
+                                      "Next step: check the name (ndctl list -RN, ls /sys/bus/nd/devices)"})
         buses = _filter(buses, keep)
         regions = _filter(regions, keep)
         namespaces = _filter(namespaces, keep)
@@ -258,7 +261,8 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
             warnings.append("%s lies in the info block/memmap reserve of %s: not reachable through "
                             "the block device (needs raw mode or a region-level clear)"
                             % (rng["id"], rng["namespace"]))
-    clean = not bad_ranges and not open_entries and ledger_error is None
+    # a requested device that does not exist was not checked: the host cannot be called clean
+    clean = not bad_ranges and not open_entries and ledger_error is None and not unknown_devices
     locations = open_entry_locations(open_entries, topology)
     for eid, loc in sorted(locations.items()):
         if not loc["present"]:

@@ -32,8 +32,10 @@ import time
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     GatherError,
+    LedgerError,
     LedgerLocked,
     PmemError,
+    from_oserror,
 )
 
 # 2: ranges keyed by identity (namespace uuid / physical address), filesystem owners by fs uuid;
@@ -466,12 +468,134 @@ def replace_entry(ledger, entry):
     return new
 
 
+OWNER_KINDS = ("file", "metadata", "free", "info_block", "devdax", "raw", "unknown")
+_INT = (int,)
+_STR = (str,)
+
+
+def _typed(value, types, nullable=True):
+    if value is None:
+        return nullable
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _field_problems(where, obj, fields):
+    """``fields``: name -> (types, nullable). Missing keys count as null."""
+    out = []
+    for name, (types, nullable) in fields.items():
+        value = obj.get(name)
+        if not _typed(value, types, nullable):
+            out.append("%s.%s is %s, expected %s%s" % (
+                where, name, "missing" if name not in obj else repr(value)[:40],
+                "/".join(t.__name__ for t in types), " or null" if nullable else ""))
+    return out
+
+
+_OWNER_FIELDS = {
+    "kind": (_STR, False), "device": (_STR, True), "mountpoint": (_STR, True),
+    "fstype": (_STR, True), "inode": (_INT, True), "generation": (_INT, True),
+    "file_offset": (_INT, True), "length": (_INT, True), "repair_offset": (_INT, True),
+    "repair_length": (_INT, True), "shared": ((bool,), True), "attr_fork": ((bool,), True),
+    "metadata_kind": (_STR, True), "fs_offset": (_INT, True), "paths": ((list,), True),
+}
+_RANGE_FIELDS = {
+    "id": (_STR, False), "length": (_INT, True), "region": (_STR, True),
+    "namespace": (_STR, True), "blockdev": (_STR, True), "partition": (_STR, True),
+    "region_offset": (_INT, True), "namespace_offset": (_INT, True),
+    "blockdev_offset": (_INT, True), "partition_offset": (_INT, True), "absolute": (_INT, True),
+}
+
+
+def entry_problems(entry):
+    """Every problem of one ledger entry (a list of sentences; [] when it is sound). Unknown keys
+    are allowed (newer writers may add some); known keys must have their documented types."""
+    eid = entry.get("id")
+    where = "entry %s" % eid
+    out = []
+    if entry.get("state") not in STATES:
+        out.append("%s: state is %r, expected open or closed" % (where, entry.get("state")))
+    owner = entry.get("owner")
+    if not isinstance(owner, dict):
+        out.append("%s: owner is %s, expected a mapping" % (
+            where, "missing" if "owner" not in entry else repr(owner)[:40]))
+    else:
+        out.extend(_field_problems(where + ": owner", owner, _OWNER_FIELDS))
+        if owner.get("kind") not in OWNER_KINDS and isinstance(owner.get("kind"), str):
+            out.append("%s: owner.kind %r is not one of %s" % (where, owner["kind"],
+                                                               ", ".join(OWNER_KINDS)))
+        if isinstance(owner.get("paths"), list) and \
+                not all(isinstance(x, str) for x in owner["paths"]):
+            out.append("%s: owner.paths holds something other than strings" % where)
+    rng = entry.get("range")
+    if not isinstance(rng, dict):
+        out.append("%s: range is %s, expected a mapping" % (
+            where, "missing" if "range" not in entry else repr(rng)[:40]))
+    else:
+        out.extend(_field_problems(where + ": range", rng, _RANGE_FIELDS))
+    history = entry.get("history")
+    if not isinstance(history, list):
+        out.append("%s: history is %s, expected a list" % (
+            where, "missing" if "history" not in entry else repr(history)[:40]))
+    else:
+        for i, ev in enumerate(history):
+            if not isinstance(ev, dict):
+                out.append("%s: history[%d] is not a mapping" % (where, i))
+                continue
+            if ev.get("event") not in EVENTS:
+                out.append("%s: history[%d].event is %s, expected one of %s" % (
+                    where, i, "missing" if "event" not in ev else repr(ev.get("event"))[:40],
+                    ", ".join(EVENTS)))
+            if not isinstance(ev.get("at"), str):
+                out.append("%s: history[%d].at is %s, expected an ISO 8601 time" % (
+                    where, i, "missing" if "at" not in ev else repr(ev.get("at"))[:40]))
+            if not isinstance(ev.get("details", {}), dict):
+                out.append("%s: history[%d].details is not a mapping" % (where, i))
+    closure = entry.get("closure")
+    if entry.get("state") == "closed":
+        if not isinstance(closure, dict) or closure.get("how") not in CLOSURES:
+            out.append("%s: closed, but closure is %s (expected how: %s)" % (
+                where, repr(closure)[:60], "|".join(CLOSURES)))
+    elif entry.get("state") == "open" and closure is not None:
+        out.append("%s: open, but has a closure %s" % (where, repr(closure)[:60]))
+    cont = entry.get("containment")
+    if cont is not None:
+        if not isinstance(cont, dict):
+            out.append("%s: containment is %r, expected a mapping" % (where, cont))
+        else:
+            chmod = cont.get("chmod")
+            if chmod is not None and not (isinstance(chmod, dict)
+                                          and _typed(chmod.get("mode"), _INT, False)):
+                out.append("%s: containment.chmod needs an integer mode, got %r"
+                           % (where, chmod))
+            renames = cont.get("rename")
+            if renames is not None:
+                if not isinstance(renames, list):
+                    out.append("%s: containment.rename is not a list" % where)
+                else:
+                    for i, r in enumerate(renames):
+                        if not isinstance(r, dict) or not isinstance(r.get("from"), str) \
+                                or not isinstance(r.get("to"), str):
+                            out.append("%s: containment.rename[%d] needs from and to paths, "
+                                       "got %r" % (where, i, r))
+            imm = cont.get("immutable")
+            if imm is not None and not (isinstance(imm, dict)
+                                        and isinstance(imm.get("was_set"), bool)):
+                out.append("%s: containment.immutable needs was_set true/false, got %r"
+                           % (where, imm))
+    return out
+
+
 def validate(data, path="<ledger>"):
-    """Raise GatherError unless ``data`` is a ledger this code understands."""
-    def bad(why):
+    """Raise GatherError unless ``data`` is a ledger this code understands; every problem is
+    named by entry id (the file is never rewritten while invalid)."""
+    def bad(why, problems=None):
         return GatherError("ledger %s is corrupt or of an unknown format: %s" % (path, why),
                            device=None, range=None,
-                           next_step="inspect the file; it is never rewritten while unreadable")
+                           next_step="inspect and repair the file by hand (keep a copy); it is "
+                                     "never rewritten while invalid",
+                           details={"problems": problems or [why]})
     if not isinstance(data, dict):
         raise bad("top level is not an object")
     schema = data.get("schema")
@@ -483,16 +607,19 @@ def validate(data, path="<ledger>"):
     if not isinstance(data.get("entries"), list):
         raise bad("entries is not a list")
     seen = set()
+    problems = []
     for i, entry in enumerate(data["entries"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise bad("entry %d has no id" % i)
+            problems.append("entry %d has no id" % i)
+            continue
         if entry["id"] in seen:
-            raise bad("duplicate entry id %s" % entry["id"])
+            problems.append("duplicate entry id %s" % entry["id"])
         seen.add(entry["id"])
-        if entry.get("state") not in STATES:
-            raise bad("entry %s has state %r" % (entry["id"], entry.get("state")))
-        if not isinstance(entry.get("history"), list):
-            raise bad("entry %s has no history list" % entry["id"])
+        problems.extend(entry_problems(entry))
+    if problems:
+        shown = problems[:20] + (["... %d more" % (len(problems) - 20)]
+                                 if len(problems) > 20 else [])
+        raise bad("; ".join(shown), problems)
     return data
 
 
@@ -504,16 +631,85 @@ def dumps(data):
 # I/O part
 # --------------------------------------------------------------------------------------------
 
-def read_bytes(path):
-    """The ledger file's bytes, or None when it does not exist. GatherError when unreadable."""
+def check_path(path):
+    """LedgerError unless ``path`` can name a ledger file."""
+    if not isinstance(path, str) or not path.strip():
+        raise LedgerError("ledger_path is blank", next_step="set ledger_path to the ledger file "
+                                                            "(default %s)" % DEFAULT_PATH)
+    if path.endswith("/") or os.path.basename(path) in (".", ".."):
+        raise LedgerError("ledger_path %s names a directory, not a file" % path,
+                          next_step="set ledger_path to a file, e.g. %s"
+                                    % os.path.join(path, "ledger.json"))
+
+
+def check_trusted(st, path, what):
+    """LedgerError when ``st`` (of the ledger, its lock or its directory) belongs to another user
+    or is writable by group or others: anyone who can write it could forge or erase records."""
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise LedgerError(
+            "%s %s is owned by uid %d, not by uid %d running this module: not trusted"
+            % (what, path, st.st_uid, euid),
+            next_step="chown %d %s (after checking its content), or set ledger_path to a "
+                      "directory of your own" % (euid, path))
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise LedgerError(
+            "%s %s has mode %04o: writable by group or others, not trusted"
+            % (what, path, stat.S_IMODE(st.st_mode)),
+            next_step="chmod go-w %s (after checking its content)" % path)
+
+
+def _check_dir(dirpath):
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (IOError, OSError) as e:
+        st = os.lstat(dirpath)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise from_oserror(e, dirpath, "inspect the ledger directory")
+    if not stat.S_ISDIR(st.st_mode):
+        raise LedgerError("ledger directory %s is not a directory (symlink?)" % dirpath,
+                          next_step="remove it or choose another ledger path")
+    check_trusted(st, dirpath, "ledger directory")
+    return True
+
+
+def read_bytes(path):
+    """The ledger file's bytes, or None when it does not exist. LedgerError (a GatherError) when
+    unreadable, a symlink, or not trusted (another owner, writable by group or others)."""
+    check_path(path)
+    dirpath = os.path.dirname(os.path.abspath(path))
+    if not _check_dir(dirpath):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
         if e.errno == errno.ENOENT:
             return None
-        raise GatherError("cannot read ledger %s: %s" % (path, os.strerror(e.errno or 0)),
-                          next_step="run as root (the ledger is root-only)")
+        if e.errno == errno.ELOOP:
+            raise LedgerError("ledger %s is a symlink: not followed" % path,
+                              next_step="replace the link by the ledger file itself, or set "
+                                        "ledger_path to the real file")
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise LedgerError("cannot read ledger %s: %s" % (path, os.strerror(e.errno)),
+                              next_step="run as root (the ledger is root-only)")
+        raise from_oserror(e, path, "read the ledger")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LedgerError("ledger %s is not a regular file" % path,
+                              next_step="set ledger_path to a file")
+        check_trusted(st, path, "ledger")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise from_oserror(e, path, "read the ledger")
+    finally:
+        os.close(fd)
 
 
 def parse(raw, path="<ledger>"):
@@ -571,26 +767,42 @@ def _fsync_dir(dirpath):
 
 
 def ensure_dir(dirpath):
-    """Create the ledger directory root-only (0700). An existing directory must not be a symlink."""
+    """Create the ledger directory root-only (0700). An existing directory must be a trusted
+    directory, not a symlink."""
     try:
         os.makedirs(dirpath, 0o700)
         _fsync_dir(os.path.dirname(os.path.abspath(dirpath)))
     except OSError as e:
         if e.errno != errno.EEXIST:
-            raise PmemError("cannot create ledger directory %s: %s"
-                            % (dirpath, os.strerror(e.errno or 0)))
-    st = os.lstat(dirpath)
-    if not stat.S_ISDIR(st.st_mode):
-        raise PmemError("ledger directory %s is not a directory (symlink?)" % dirpath,
-                        next_step="remove it or choose another ledger path")
+            raise from_oserror(e, dirpath, "create the ledger directory")
+    _check_dir(dirpath)
 
 
 def save(path, data):
-    """Atomically replace the ledger at ``path`` with ``data`` (validated first)."""
+    """Atomically replace the ledger at ``path`` with ``data`` (validated first). Any failure
+    (ENOSPC, EROFS, EIO ...) is a LedgerError and leaves the previous ledger as it was."""
+    check_path(path)
     validate(data, path)
     dirpath = os.path.dirname(os.path.abspath(path))
     ensure_dir(dirpath)
     payload = dumps(data).encode("utf-8")
+    try:
+        _save(path, dirpath, payload)
+    except OSError as e:
+        raise from_oserror(e, path, "write the ledger (the previous ledger is unchanged)")
+
+
+def _save(path, dirpath, payload):
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+    else:
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            raise LedgerError("ledger %s is a symlink or not a regular file: not replaced" % path,
+                              next_step="replace it by the ledger file itself, or set "
+                                        "ledger_path elsewhere")
     fd, tmp = tempfile.mkstemp(prefix=".ledger.", suffix=".tmp", dir=dirpath)
     try:
         os.fchmod(fd, 0o600)
@@ -627,6 +839,7 @@ class LedgerStore:
     """
 
     def __init__(self, path=DEFAULT_PATH, timeout=30.0, readonly=False, host=None):
+        check_path(path)
         self.path = path
         self.timeout = timeout
         self.readonly = readonly
@@ -645,38 +858,75 @@ class LedgerStore:
             return None
 
     def acquire(self):
+        if not self.readonly:
+            # a ledger that cannot be used is refused before the lock file is created: a
+            # refused run leaves nothing behind
+            raw = read_bytes(self.path)
+            if raw is not None:
+                parse(raw, self.path)
+        try:
+            self._acquire()
+        except OSError as e:
+            raise from_oserror(e, self.lock_path, "lock the ledger with")
+
+    def _open_lock(self):
+        """fd of the lock file, or None (read-only and absent). Never follows a symlink."""
         if self.readonly:
-            try:
-                fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                return
-            mode = fcntl.LOCK_SH
+            if not _check_dir(os.path.dirname(self.lock_path)):
+                return None
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         else:
             ensure_dir(os.path.dirname(self.lock_path))
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600)
-            mode = fcntl.LOCK_EX
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.lock_path, flags, 0o600)
+        except OSError as e:
+            if e.errno == errno.ENOENT and self.readonly:
+                return None
+            if e.errno == errno.ELOOP:
+                raise LedgerError("lock file %s is a symlink: not followed" % self.lock_path,
+                                  next_step="remove the symlink (rm %s); the next run creates "
+                                            "the lock file itself" % self.lock_path)
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise LedgerError("lock file %s is not a regular file" % self.lock_path,
+                                  next_step="remove it; the next run creates it")
+            check_trusted(st, self.lock_path, "lock file")
+        except Exception:
+            os.close(fd)
+            raise
+        return fd
+
+    def _acquire(self):
+        fd = self._open_lock()
+        if fd is None:
+            return
+        mode = fcntl.LOCK_SH if self.readonly else fcntl.LOCK_EX
         deadline = time.monotonic() + max(0.0, float(self.timeout))
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except (IOError, OSError) as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    holder = self._holder()
-                    raise LedgerLocked(
-                        "ledger %s is locked by another run%s (waited %ss)"
-                        % (self.path, " (pid %s)" % holder if holder else "", self.timeout),
-                        next_step="wait for that run to finish, or raise the lock timeout")
-                time.sleep(0.1)
-        if not self.readonly:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
-            self._remove_stale_temps()
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = self._holder()
+                        raise LedgerLocked(
+                            "ledger %s is locked by another run%s (waited %ss)"
+                            % (self.path, " (pid %s)" % holder if holder else "", self.timeout),
+                            next_step="wait for that run to finish, or raise the lock timeout")
+                    time.sleep(0.1)
+            if not self.readonly:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+                self._remove_stale_temps()
+        except Exception:
+            os.close(fd)
+            raise
         self._lock_fd = fd
 
     def _remove_stale_temps(self):
@@ -693,7 +943,10 @@ class LedgerStore:
         if self._lock_fd is not None:
             try:
                 if not self.readonly:
-                    os.ftruncate(self._lock_fd, 0)
+                    try:
+                        os.ftruncate(self._lock_fd, 0)
+                    except OSError:
+                        pass  # the pid is a hint only; closing the fd releases the lock
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._lock_fd)

@@ -254,9 +254,16 @@ def test_devices_filter_topology_and_unknown():
     assert sorted(got["blockdevs"]) == ["pmem0"] and sorted(got["regions"]) == ["region0"]
     assert sorted(got["buses"]) == ["ndbus0"] and sorted(got["namespaces"]) == ["namespace0.0"]
     assert got["dax"] == {} and [m["mountpoint"] for m in got["mounts"]] == ["/mnt/pmem0"]
-    assert got["errors"] == [{"device": "nvme0n1", "file": None, "message":
-                              "no such pmem device (not a bus, region, namespace, block device, partition or dax "
-                              "device on this host)"}]
+    assert [(e["device"], e["file"]) for e in got["errors"]] == [("nvme0n1", None)]
+    assert got["errors"][0]["message"].startswith(
+        "no such pmem device (not a bus, region, namespace, block device, partition or dax device on this host)")
+    assert "Next step:" in got["errors"][0]["message"]
+
+
+def test_unknown_device_makes_a_clean_host_not_clean():
+    assert gather("stock-clean")["clean"] is True
+    got = gather("stock-clean", devices=["pmem99"])
+    assert got["clean"] is False and got["errors"][0]["device"] == "pmem99"
 
 
 # -- ledger ---------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def test_pmem_error_becomes_fail_json(capsys, monkeypatch):
     code, out = run(capsys, monkeypatch, {})
     assert code == 1
     assert out["msg"] == "region0: sysfs vanished. Next step: check dmesg"
-    assert out["error"] == "GatherError" and out["device"] == "region0"
+    assert out["error"]["error"] == "GatherError" and out["error"]["device"] == "region0"
+    assert out["error"]["next_step"] == "check dmesg"
 
 
 def test_unexpected_error_has_no_traceback_in_msg(capsys, monkeypatch):
@@ -132,7 +133,8 @@ def test_unexpected_error_has_no_traceback_in_msg(capsys, monkeypatch):
         raise KeyError("surprise")
     monkeypatch.setattr(_facts, "gather_facts", boom)
     code, out = run(capsys, monkeypatch, {})
-    assert code == 1 and out["msg"].startswith("pmem_badblocks: unexpected error")
+    assert code == 1 and out["msg"].startswith("pmem_badblocks stopped on an internal error")
+    assert "Next step" in out["msg"] and "Traceback" not in json.dumps(out)
 
 
 def test_warnings_reach_ansible(capsys, monkeypatch):

@@ -51,6 +51,7 @@ def setup(tmp_path):
     rng = {"id": rid, "blockdev": "pmem9", "blockdev_offset": 8192, "length": 4096,
            "filesystem": {"mountpoint": str(f.parent), "fstype": "xfs", "dax": False}}
     args = {"ledger_path": str(tmp_path / "l" / "ledger.json"), "source": str(src),
+            "entry_ids": [L.entry_id(rid, owner)],
             "results": [{"range_id": rid, "owners": [owner]}], "bad_ranges": [rng],
             "capabilities": E820}
     return f, args, {"PMEM_POISON_TEST_BADBLOCKS": str(bb)}
@@ -109,13 +110,14 @@ def test_module_accepted_by_and_reason(setup, tmp_path):
     assert f.read_bytes()[4096:8192] == b"\0" * 4096  # zeros over the accepted loss
 
 
-def test_module_accepted_by_without_reason_keeps_old_default(setup, tmp_path):
+def test_module_accepted_loss_without_reason_is_refused(setup, tmp_path):
+    """Consent needs a reason: accepted_by alone (the old default why) is refused, nothing done."""
     f, args, env = setup
     del args["source"]
     args["policy"] = {"accepted_loss": [str(f)]}
-    args["accepted_by"] = "ops: smuggled reason"
+    args["accepted_by"] = "ops"
+    before = f.read_bytes()
     res, p = run_module("pmem_clear", args, tmp_path, env)
-    assert res and not res.get("failed"), (res, p.stderr)
-    closure = L.load(args["ledger_path"])["entries"][0]["closure"]
-    assert closure["by"] == "ops: smuggled reason"
-    assert closure["why"] == "listed in policy.accepted_loss"
+    assert res["failed"] and "accepted_reason is required" in res["msg"], (res, p.stderr)
+    assert "Next step" in res["msg"] and "Traceback" not in p.stdout + p.stderr
+    assert f.read_bytes() == before and not os.path.exists(args["ledger_path"])

@@ -34,7 +34,7 @@ def run_module(args, monkeypatch):
     return out
 
 
-def test_direct_ranges_and_summary(monkeypatch):
+def test_direct_ranges_and_summary(monkeypatch, tmp_path):
     seen = {}
 
     def fake(todo, **kw):
@@ -44,10 +44,10 @@ def test_direct_ranges_and_summary(monkeypatch):
                  "owners": [{"kind": "file"}, {"kind": "metadata"}, {"kind": "file"}]}]
 
     monkeypatch.setattr(M._owners, "resolve_owners", fake)
-    out = run_module({"ranges": [{"device": "/dev/pmem0", "offset": 4096, "length": 512}],
+    out = run_module({"ranges": [{"device": str(tmp_path), "offset": 4096, "length": 512}],
                       "_ansible_check_mode": True}, monkeypatch)
     assert out["changed"] is False
-    assert seen["todo"][0]["id"] == "pmem0@0x1000+0x200"
+    assert seen["todo"][0]["id"] == "%s@0x1000+0x200" % tmp_path.name
     assert out["summary"] == {"ranges": 1, "errors": 0, "owners": {"file": 2, "metadata": 1}}
     assert seen["kw"]["walk_paths"] is True and seen["kw"]["max_walk_seconds"] is None
 
