@@ -426,7 +426,7 @@ def published(fleet):
 def host_digest(summary):
     """A host's summary as AWX workflows and notifications read it (pmem_poison_hosts[host])."""
     keys = ("status", "clean", "check_mode", "checked_at", "bad_ranges", "bad_bytes", "open_by_kind",
-            "lost_bytes", "lists_may_be_truncated", "failure")
+            "lost_bytes", "lists_may_be_truncated", "scan_errors", "resolve_errors", "failure")
     digest = dict((k, summary.get(k)) for k in keys)
     digest["open_entries"] = [e.get("id") for e in _list(summary.get("open_entries"))]
     digest["needs_decision"] = [e.get("id") for e in _list(summary.get("needs_decision"))]

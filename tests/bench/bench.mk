@@ -16,3 +16,8 @@ bench-resolve:
 bench-lab:
 	$(PMEM_BENCH_REPO)/lab/build.sh stock
 	cd $(PMEM_BENCH_REPO) && bash tests/bench/bench_badblocks.sh && bash tests/bench/bench_converge.sh
+
+.PHONY: test-awx bench-fleet
+# AWX's path, executed: scan/remediate/report jobs through ansible-runner (tests/awx); part of `make test`.
+test-awx:
+	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec python -m pytest -p no:cacheprovider -q tests/awx'
