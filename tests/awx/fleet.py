@@ -28,14 +28,12 @@ KINDS = ("clean", "decision", "failed")
 
 
 def host_names(counts):
-    """[(name, kind)] in inventory order; kinds interleaved so every batch gets a mix."""
-    names = []
-    pools = dict((kind, ["%s%04d" % (kind, i) for i in range(counts.get(kind, 0))]) for kind in KINDS)
-    while any(pools.values()):
-        for kind in KINDS:
-            if pools[kind]:
-                names.append((pools[kind].pop(0), kind))
-    return names
+    """[(name, kind)] in inventory order, each kind spread evenly, so every batch gets its share."""
+    placed = []
+    for kind in KINDS:
+        count = counts.get(kind, 0)
+        placed.extend(((i + 0.5) / count, KINDS.index(kind), "%s%04d" % (kind, i), kind) for i in range(count))
+    return [(name, kind) for _pos, _rank, name, kind in sorted(placed)]
 
 
 def decision_ledger(host):

@@ -6,9 +6,9 @@ PMEM_BENCH_REPO := $(abspath $(PMEM_BENCH_DIR)/../..)
 BENCH_PYTHON ?= $(PMEM_BENCH_REPO)/.venv/bin/python
 
 .PHONY: bench bench-resolve bench-lab
-# Owner resolution on loop devices, then the two lab benchmarks (facts on a clean host and the
-# remediate converge, each against `ansible -m ping` measured in the same run).
-bench: bench-resolve bench-lab
+# Owner resolution on loop devices, the two lab benchmarks (facts on a clean host and the
+# remediate converge, each against `ansible -m ping` measured in the same run), then the fleet bench.
+bench: bench-resolve bench-lab bench-fleet
 
 bench-resolve:
 	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec $(BENCH_PYTHON) tests/bench/bench_resolve.py'
@@ -21,3 +21,7 @@ bench-lab:
 # AWX's path, executed: scan/remediate/report jobs through ansible-runner (tests/awx); part of `make test`.
 test-awx:
 	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec python -m pytest -p no:cacheprovider -q tests/awx'
+# A simulated fleet (local connections, own ledgers): converge vs ping, report cost, the rollout.
+# BENCH_FLEET_SIZES="200 1000" (default), BENCH_FORKS=10.
+bench-fleet:
+	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec python tests/bench/bench_fleet.py'
