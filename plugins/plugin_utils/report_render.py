@@ -25,7 +25,18 @@ OFFLINE_HELP = ("Unmount the filesystem (or stop the users of the namespace), th
 
 
 def render_json(fleet):
-    return json.dumps(fleet, indent=2, sort_keys=True) + "\n"
+    """One top-level key a line, list items (hosts, decisions...) one a line: greppable, diffable,
+    and written by json's C encoder (an indented dump is pure Python: 0.6 s at 1000 hosts)."""
+    compact = json.JSONEncoder(sort_keys=True, separators=(", ", ": ")).encode
+    lines = []
+    for key in sorted(fleet):
+        value = fleet[key]
+        if isinstance(value, list) and value:
+            body = "[\n" + ",\n".join("    " + compact(item) for item in value) + "\n  ]"
+        else:
+            body = compact(value)
+        lines.append("  %s: %s" % (compact(key), body))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _verdict(fleet):
