@@ -5,7 +5,8 @@
 
 Pure functions from the fleet dict (plugin_utils.report.fleet_summary) to text. Private API.
 The HTML needs no server and loads nothing: inline CSS, an inline SVG trend and a short inline
-script that sorts and filters the tables (the page stays readable with scripts off).
+script that sorts and filters the tables (the page stays readable with scripts off). A filter can
+come with the link: ``pmem-poison-report.html#hosts=needs_decision`` (words, all must match).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -198,6 +199,12 @@ document.querySelectorAll('table.data').forEach(function (table) {
       var count = document.getElementById(table.id + '-shown');
       if (count) { count.textContent = shown; }
     });
+    // a link can carry a filter: report.html#hosts=needs_decision shows those hosts only
+    var wanted = location.hash.match(new RegExp('[#&]' + table.id + '=([^&]*)'));
+    if (wanted) {
+      box.value = decodeURIComponent(wanted[1].replace(/\\+/g, ' '));
+      box.dispatchEvent(new Event('input'));
+    }
   }
 });
 """
