@@ -77,9 +77,9 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="pmem.poison.fleet_report: %s" % exc)
             return result
         except OSError as exc:
-            result.update(failed=True, msg="pmem.poison.fleet_report could not write the report into %s: %s. "
-                                            "Next: make the directory writable or set remediate_report_dir."
-                                            % (dest, exc))
+            msg = ("pmem.poison.fleet_report could not write the report into %s: %s. "
+                   "Next: make the directory writable or set remediate_report_dir." % (dest, exc))
+            result.update(failed=True, msg=msg)
             return result
 
         totals = fleet["totals"]

@@ -292,9 +292,8 @@ def render_html(fleet):
         failure = h.get("failure") or {}
         if failure:
             status += ": %s: %s" % (_e(failure.get("task")), _e(failure.get("msg")))
-        rows.append([_cell(_e(h["host"])), _cell(status, css="status-%s" % _e(h.get("status")),
-                                                  sort_value="%d" % worst_first(h)[0]),
-                     _cell(h["bad_ranges"], True), _cell(len(h["open_entries"]), True),
+        status_cell = _cell(status, css="status-%s" % _e(h.get("status")), sort_value="%d" % worst_first(h)[0])
+        rows.append([_cell(_e(h["host"])), status_cell, _cell(h["bad_ranges"], True), _cell(len(h["open_entries"]), True),
                      _cell(h["lost_bytes"], True), _cell(len(h["cleared"]), True)])
     out.append(_table("hosts", ["host", "status", "bad ranges", "open entries", "lost bytes", "cleared"], rows,
                       numeric=(2, 3, 4, 5), filterable=True, label="hosts"))

@@ -103,11 +103,14 @@ def host_events(events, event, action=None):
                   and (action is None or e["event_data"].get("task_action") == action))
 
 
+def failed_last(hosts):
+    """The failed host last: in the remediate rollout it is in the last batch, so every other host runs."""
+    return sorted(hosts, key=lambda h: h[1] == "failed")
+
+
 @pytest.fixture()
 def fleet_dir(tmp_path):
-    # the failed host last: in the remediate rollout it is in the last batch, so every other host runs
-    order = lambda hosts: sorted(hosts, key=lambda h: h[1] == "failed")  # noqa: E731
-    kinds = fleet.make_fleet(str(tmp_path / "fleet"), {"clean": 2, "decision": 1, "failed": 1}, order=order)
+    kinds = fleet.make_fleet(str(tmp_path / "fleet"), {"clean": 2, "decision": 1, "failed": 1}, order=failed_last)
     assert sorted(kinds.values()) == ["clean", "clean", "decision", "failed"]
     return kinds
 

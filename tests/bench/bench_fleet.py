@@ -11,7 +11,8 @@ entry needing a decision, 5 % failed (no Python). Hosts with ranges in their ker
 simulated (this machine has no pmem). The controller does per host what it does for a real host;
 the module runs themselves also land on this machine, so the converge figures are an upper bound
 of the controller's cost. Timings are printed, never asserted; the rollout's behaviour is asserted.
-BENCH_FORKS (default 10).
+BENCH_FORKS (default 10). First, BENCH_FLEET_REPORT_SIZES (default "1000"): the report playbook
+alone on canned results at that size (the controller's own path: set_fact + one fleet_report).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -35,6 +36,7 @@ import fleet  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.pmem.poison.plugins.plugin_utils import report  # noqa: E402
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "200 1000").split()]
+REPORT_SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_REPORT_SIZES", "1000").split()]
 FORKS = int(os.environ.get("BENCH_FORKS", "10"))
 
 # Records each host's task outcomes and the report action's batches (one JSON line per event).
@@ -219,6 +221,38 @@ def bench_size(n, workdir, env):
     return t_ping, t_conv
 
 
+def bench_report_playbook(n, workdir, env):
+    """The controller-side path alone at fleet size: playbooks/report.yml over n hosts whose module
+    results are canned (pmem_poison_report_fixture: no module runs), so what is timed is the
+    per-host set_fact and the one fleet_report action, exactly as the playbook runs them."""
+    root = os.path.join(workdir, "report-%d" % n)
+    os.makedirs(root)
+    hosts = {}
+    for i in range(n):
+        facts = {"bad_ranges": [], "open_entries": []}
+        if i % 10 == 3:
+            facts["open_entries"] = [{"id": "region0@0x10000+0x1000|/dev/pmem0|ino=%d|off=0" % (100 + i),
+                                      "state": "open", "owner": {"kind": "file", "length": 4096,
+                                                                 "paths": ["/mnt/pmem0/f%d" % i]}}]
+        hosts["node%04d" % i] = {"pmem_poison_report_fixture": {"facts": facts}}
+    inv = os.path.join(root, "inventory.yml")
+    with open(inv, "w") as handle:
+        json.dump({"all": {"vars": {"ansible_connection": "local", "ansible_become": False,
+                                    "ansible_python_interpreter": sys.executable}, "hosts": hosts}}, handle)
+    events = os.path.join(root, "events.jsonl")
+    t, proc = run(["ansible-playbook", "-i", inv, "-f", str(FORKS), "pmem.poison.report",
+                   "-e", "pmem_poison_report_dir=%s" % os.path.join(root, "out")], env, events)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    ev = read_events(events)
+    assert not [e for e in ev if e["module"]], "the report playbook on canned results ran a module"
+    reports = [e for e in ev if e["action"] == "pmem.poison.fleet_report"]
+    assert len(reports) == 1 and reports[0]["totals"]["hosts"] == n
+    assert reports[0]["totals"]["needs_decision"] == len([i for i in range(n) if i % 10 == 3])
+    print("report playbook on %d hosts with canned results (no module runs): %.1f s in all, fleet_report "
+          "task %.2f s, controller peak RSS %d MiB" % (n, t, reports[0]["seconds"],
+                                                        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))
+
+
 def main():
     workdir = tempfile.mkdtemp(prefix="pmem-bench-fleet.")
     cbdir = os.path.join(workdir, "callback_plugins")
@@ -228,6 +262,8 @@ def main():
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_CALLBACK_PLUGINS=cbdir,
                ANSIBLE_CALLBACKS_ENABLED="pmem_fleet_events", ANSIBLE_HOST_KEY_CHECKING="False")
     try:
+        for n in REPORT_SIZES:
+            bench_report_playbook(n, workdir, env)
         for n in SIZES:
             bench_size(n, workdir, env)
     finally:
