@@ -29,7 +29,8 @@ venv=$work/venv/bin
 "$venv/pip" install -q --disable-pip-version-check $refs bindep pyyaml packaging 2> >(grep -v '^WARNING: Location' >&2)
 echo "==> the collection from the context's requirements.yml"
 (cd "$ctx" && env -u ANSIBLE_COLLECTIONS_PATH -u ANSIBLE_COLLECTIONS_PATHS PATH="$venv:/usr/bin:/bin" \
-  ansible-galaxy collection install --force --offline -r requirements.yml -p "$work/collections" 2>&1 | grep -v 'is not part of the configured' || true)
+  ansible-galaxy collection install --force --offline -r requirements.yml -p "$work/collections" >"$work/galaxy.log" 2>&1)
+grep -v 'is not part of the configured' "$work/galaxy.log" || true
 echo "==> Python requirements as introspect.py assembles them"
 (cd "$ctx" && "$venv/python" scripts/introspect.py introspect --user-pip=requirements.txt \
   --user-bindep=bindep.txt --write-pip="$work/requirements.txt" --write-bindep="$work/bindep.txt" \

@@ -81,8 +81,7 @@ def test_pages_list_the_worst_hosts_first_and_escape_paths():
                                   "gone": {}, "broke": report.host_summary(
                                       {"failure": {"task": "t", "msg": "<boom>"}}, "broke")})
     html = render_html(fleet)
-    order = [h for h in ("broke", "gone", "three", "one", "ok")]
-    positions = [html.index("<tr><td>%s</td>" % h) for h in order]
+    positions = [html.index("<tr><td>%s</td>" % h) for h in ("broke", "gone", "three", "one", "ok")]
     assert positions == sorted(positions)
     assert "&lt;boom&gt;" in html and "<boom>" not in html
     assert "/mnt/p/&lt;f0&gt;" in html
