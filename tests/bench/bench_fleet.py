@@ -249,9 +249,9 @@ def bench_report_playbook(n, workdir, env):
     reports = [e for e in ev if e["action"] == "pmem.poison.fleet_report"]
     assert len(reports) == 1 and reports[0]["totals"]["hosts"] == n
     assert reports[0]["totals"]["needs_decision"] == len([i for i in range(n) if i % 10 == 3])
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     print("report playbook on %d hosts with canned results (no module runs): %.1f s in all, fleet_report "
-          "task %.2f s, controller peak RSS %d MiB" % (n, t, reports[0]["seconds"],
-                                                        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))
+          "task %.2f s, controller peak RSS %d MiB" % (n, t, reports[0]["seconds"], rss))
 
 
 def main():
