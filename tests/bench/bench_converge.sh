@@ -73,7 +73,9 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_ok(self, result):
         action = result._task.action or ""
         with open(%r, "a") as out:
-            if action.startswith("pmem.poison.") and not result._task.delegate_to:
+            # a module ran on the host: its result carries the invocation (fleet_report is an
+            # action that runs no module and connects nowhere)
+            if "invocation" in result._result and not result._task.delegate_to:
                 out.write("module " + action + "\\n")
             if result._result.get("changed"):
                 out.write("changed " + action + "\\n")

@@ -1,42 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller-side report filters for the remediate role and the report playbook.
+"""The fleet report, decided once: per-host summaries, the fleet aggregate, and its files.
 
-``host_summary`` turns one host's module results (pmem_badblocks facts, pmem_resolve,
-pmem_quarantine and pmem_clear results, a failure if any) into one flat per-host summary.
-``fleet_summary`` aggregates the per-host summaries with jmespath queries.
-
-These run on the controller only (filters always do); they need the ``jmespath`` library.
+Controller-side only (used by the ``pmem.poison.fleet_report`` action and the ``host_summary`` /
+``entry_sources`` filters). Pure functions over plain data, except ``write_report`` which writes the
+files atomically. Private API of the collection.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: fleet_summary
-short_description: Summarise pmem poison state over hosts (also provides host_summary)
-description:
-  - C(host_summary) builds one host's summary from the results of the collection's modules.
-  - C(fleet_summary) aggregates per-host summaries into the fleet report (JSON-ready), using jmespath.
-requirements:
-  - jmespath (on the controller)
-options:
-  _input:
-    description: For C(fleet_summary), a mapping of host name to host summary, or a list of host summaries.
-    type: raw
-    required: true
-"""
+import json
+import os
+import tempfile
 
-try:
-    import jmespath
-
-    HAS_JMESPATH = True
-except ImportError:  # pragma: no cover - exercised only without jmespath
-    HAS_JMESPATH = False
-
-from ansible.errors import AnsibleFilterError
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger import entry_id as ledger_entry_id
 
 # What an open entry needs before it can be closed.
@@ -44,7 +23,17 @@ NEEDS_DECISION = "decision"          # restore from a good copy or accept the lo
 NEEDS_OFFLINE = "offline_window"     # clear needs the filesystem unmounted / namespace unused
 NEEDS_RETRY = "retry"                # a clear was attempted and failed (device error); see the error
 
-HOST_STATUSES = ("clean", "remediated", "needs_decision", "needs_offline_window", "failed", "not_run")
+# Worst first: the order an operator reads the fleet in.
+HOST_STATUSES = ("failed", "not_run", "needs_offline_window", "needs_decision", "remediated", "clean")
+STATUS_RANK = dict((status, rank) for rank, status in enumerate(HOST_STATUSES))
+
+FORMATS = ("json", "md", "html")
+REPORT_BASENAME = "pmem-poison-report"
+HISTORY_DIR = "history"
+
+
+class ReportInputError(ValueError):
+    """The report was handed something that is not the shape it documents."""
 
 
 def _list(value):
@@ -95,16 +84,12 @@ _WEIGHT = {"offline_required": 9, "refuse": 8, "rewrite": 7, "reallocate": 7, "d
 
 
 def _clear_outcomes(clear):
-    """entry id -> {"plan": the most significant plan action, "result": the executed result}.
+    """entry id -> {"plan": the weightiest plan action, "result": the weightiest executed result}.
 
-    Real pmem_clear shapes: ``plan`` items are Actions (docs/design.md: action, entry_id, range_id,
-    reason, next_step, steps, offline_window, fail_host, poison_may_remain, source...); ``results``
-    items are {entry_id, action, range_id, changed, status (cleared|failed|skipped|planned|closed),
-    details, error}."""
+    ``plan`` items are Actions (docs/design.md); ``results`` items are {entry_id, action, range_id,
+    changed, status (cleared|failed|skipped|planned|closed), details, error}. A clear result (rewrite
+    with zeros after accept_loss) says more than the closure itself."""
     out = {}
-    clear = _dict(clear)
-    # per entry, the weightiest plan item and result: a clear result (rewrite with zeros after
-    # accept_loss) says more than the closure itself
     for key, items in (("plan", clear.get("plan")), ("result", clear.get("results"))):
         for item in _list(items):
             if not isinstance(item, dict) or not item.get("entry_id"):
@@ -118,11 +103,9 @@ def _clear_outcomes(clear):
 
 def _needs(entry, outcome):
     """What an open entry needs next: from pmem_clear's result, then its plan, then the owner kind."""
-    outcome = _dict(outcome)
     plan = _dict(outcome.get("plan"))
     result = _dict(outcome.get("result"))
     details = _dict(result.get("details"))
-    kind = _entry_kind(entry)
     action = plan.get("action")
     if action == "offline_required" or result.get("action") == "reallocate" or \
             plan.get("poison_may_remain") or details.get("poison_remains_in_free_space"):
@@ -132,7 +115,7 @@ def _needs(entry, outcome):
         return NEEDS_RETRY
     if action:
         return NEEDS_DECISION  # record (no source), refuse (policy cannot work here), accept_loss...
-    if kind in ("metadata", "free", "info_block"):
+    if _entry_kind(entry) in ("metadata", "free", "info_block"):
         # never cleared online: only with the filesystem unmounted / namespace disabled.
         return NEEDS_OFFLINE
     return NEEDS_DECISION
@@ -149,18 +132,13 @@ def _entry_from_id(eid):
             "owner": {"kind": kind, "device": parts[1] if len(parts) > 1 else None}}
 
 
-def _history_events(entry):
-    return [_dict(h).get("event") for h in _list(entry.get("history"))]
-
-
-def _short_entry(entry, needs, outcome=None, marked=None):
-    outcome = _dict(outcome)
+def _short_entry(entry, needs, outcome, marked):
     plan = _dict(outcome.get("plan"))
     result = _dict(outcome.get("result"))
     owner = _dict(entry.get("owner"))
     eid = entry.get("id") or entry.get("entry_id")
     containment = _dict(entry.get("containment"))
-    quarantined = bool(marked) or "quarantined" in _history_events(entry)
+    quarantined = bool(marked) or "quarantined" in [_dict(h).get("event") for h in _list(entry.get("history"))]
     return {
         "id": eid,
         "range_id": _entry_range_id(entry) or (str(eid).split("|", maxsplit=1)[0] if eid else None),
@@ -172,7 +150,7 @@ def _short_entry(entry, needs, outcome=None, marked=None):
         "metadata_kind": owner.get("metadata_kind"),
         "quarantined": quarantined,
         "marked": list(marked or []),
-        "contained": sorted(containment) if containment else [],
+        "contained": sorted(containment),
         "needs": needs,
         "action": plan.get("action"),
         "reason": result.get("error") or plan.get("reason") or owner.get("reason"),
@@ -181,7 +159,22 @@ def _short_entry(entry, needs, outcome=None, marked=None):
     }
 
 
-def host_summary(results, host=None, allow_offline_window=False):
+def _dimm_counts(bad_ranges):
+    """DIMM name -> {ranges, bytes}: which modules the platform says hold the host's bad ranges."""
+    dimms = {}
+    for brange in bad_ranges:
+        brange = _dict(brange)
+        for dimm in _list(brange.get("dimms")):
+            name = _dict(dimm).get("dimm") if isinstance(dimm, dict) else dimm
+            if not name:
+                continue
+            slot = dimms.setdefault(str(name), {"ranges": 0, "bytes": 0})
+            slot["ranges"] += 1
+            slot["bytes"] += _int(brange.get("length"))
+    return dict(sorted(dimms.items()))
+
+
+def host_summary(results, host=None):
     """Build one host's summary from the real module results.
 
     ``results`` is a dict with optional keys ``facts`` (ansible_facts.pmem of pmem_badblocks: bad_ranges,
@@ -189,10 +182,9 @@ def host_summary(results, host=None, allow_offline_window=False):
     ``quarantine`` (pmem_quarantine: entries [{entry_id, marked, contained, skipped}], recorded),
     ``clear`` (pmem_clear: plan, results, open_entries as entry ids), ``failure`` ({task, msg}),
     ``check_mode`` and ``checked_at`` (ISO time). Skipped module results are ignored.
-    ``allow_offline_window`` is kept for callers; the plan's own ``offline_window`` flag is reported.
     """
     if not isinstance(results, dict):
-        raise AnsibleFilterError("host_summary expects a dict of module results, got %s" % type(results).__name__)
+        raise ReportInputError("host_summary expects a dict of module results, got %s" % type(results).__name__)
 
     def ran(value):
         value = _dict(value)
@@ -248,7 +240,7 @@ def host_summary(results, host=None, allow_offline_window=False):
     for entry in open_entries:
         if not isinstance(entry, dict) or entry.get("state") == "closed":
             continue
-        outcome = outcomes.get(entry.get("id"))
+        outcome = outcomes.get(entry.get("id"), {})
         entries.append(_short_entry(entry, _needs(entry, outcome), outcome, marked.get(entry.get("id"))))
     entries.sort(key=lambda e: (e["kind"], str(e["id"])))
 
@@ -276,9 +268,8 @@ def host_summary(results, host=None, allow_offline_window=False):
         {"range_id": _dict(r).get("range_id"), "error": _dict(r).get("error")}
         for r in _list(resolve.get("results")) if _dict(r).get("error")
     ]
-    refused = [e for e in entries if e["action"] == "refuse"]
-    offline_plan = [dict(id=e["id"], steps=e["steps"], offline_window=bool(
-        _dict(_dict(outcomes.get(e["id"])).get("plan")).get("offline_window")))
+    offline_plan = [{"id": e["id"], "steps": e["steps"], "offline_window": bool(
+        _dict(_dict(outcomes.get(e["id"])).get("plan")).get("offline_window"))}
         for e in entries if e["steps"]]
 
     by_kind = {}
@@ -287,7 +278,6 @@ def host_summary(results, host=None, allow_offline_window=False):
     needs_decision = [e for e in entries if e["needs"] == NEEDS_DECISION]
     needs_offline = [e for e in entries if e["needs"] == NEEDS_OFFLINE]
     needs_retry = [e for e in entries if e["needs"] == NEEDS_RETRY]
-    lost_bytes = sum(e["length"] for e in entries if e["kind"] == "file")
 
     # A host is clean only with no listed bad range, no open ledger entry and no failure.
     facts_errors = _list(facts.get("errors"))
@@ -299,9 +289,8 @@ def host_summary(results, host=None, allow_offline_window=False):
         status = "clean"
     elif needs_offline:
         status = "needs_offline_window"
-    elif needs_decision or needs_retry or resolve_errors or facts_errors:
-        status = "needs_decision"
-    elif entries or (bad_ranges and not cleared):
+    elif entries or resolve_errors or facts_errors or (bad_ranges and not cleared):
+        # open entries that need a decision or a retry; or listed ranges that nothing cleared
         status = "needs_decision"
     else:
         status = "remediated"
@@ -320,12 +309,13 @@ def host_summary(results, host=None, allow_offline_window=False):
         "bad_bytes": sum(_int(_dict(r).get("length")) for r in bad_ranges),
         "software_only_ranges": len([r for r in bad_ranges if _dict(r).get("software_only")]),
         "lists_may_be_truncated": truncated,
+        "dimms": _dimm_counts(bad_ranges),
         "open_entries": entries,
         "open_by_kind": by_kind,
-        "lost_bytes": lost_bytes,
+        "lost_bytes": sum(e["length"] for e in entries if e["kind"] == "file"),
         "cleared": cleared,
         "accepted": accepted,
-        "refused": refused,
+        "refused": [e for e in entries if e["action"] == "refuse"],
         "needs_decision": needs_decision,
         "needs_offline_window": needs_offline,
         "needs_retry": needs_retry,
@@ -336,81 +326,73 @@ def host_summary(results, host=None, allow_offline_window=False):
     }
 
 
-def _not_run(host):
+def not_run_summary(host):
+    """The summary of a host of the play that has no result (a later batch, or unreachable)."""
     summary = host_summary({}, host=host)
     summary.update({"status": "not_run", "clean": False})
     return summary
 
 
-# jmespath queries over {"hosts": [summary, ...]}; each names a user-visible part of the report.
-QUERIES = {
-    "hosts_clean": "hosts[?status == 'clean'].host",
-    "hosts_remediated": "hosts[?status == 'remediated'].host",
-    "hosts_needing_decision": "hosts[?length(needs_decision) > `0` || status == 'needs_decision'].host",
-    "hosts_needing_offline_window": "hosts[?length(needs_offline_window) > `0`].host",
-    "hosts_failed": "hosts[?status == 'failed'].host",
-    "hosts_not_run": "hosts[?status == 'not_run'].host",
-    "hosts_truncated_lists": "hosts[?lists_may_be_truncated].host",
-    "open_kinds": "hosts[].open_entries[].kind",
-    "open_entries": "sum(hosts[].length(open_entries))",
-    "lost_bytes": "sum(hosts[].lost_bytes)",
-    "bad_ranges": "sum(hosts[].bad_ranges)",
-    "cleared": "sum(hosts[].length(cleared))",
-    "decisions": "hosts[].needs_decision[]",
-    "offline": "hosts[].needs_offline_window[]",
-}
+def worst_first(summary):
+    """Sort key: failed, not run, offline window, decision, remediated, clean; then most open, most lost."""
+    return (STATUS_RANK.get(summary.get("status"), 0), -len(_list(summary.get("open_entries"))),
+            -_int(summary.get("lost_bytes")), str(summary.get("host")))
 
 
-def fleet_summary(hosts, generated_at=None, title="pmem poison report"):
-    """Aggregate host summaries (dict host -> summary, or list) into the fleet report."""
-    if not HAS_JMESPATH:
-        raise AnsibleFilterError("pmem.poison.fleet_summary needs the 'jmespath' Python library on the controller")
+def fleet_summary(hosts, generated_at=None, title="pmem poison report", history=None):
+    """Aggregate host summaries (dict host -> summary, {} = not run; or a list) into the fleet report.
+
+    ``history`` is a list of earlier runs' ``run_record`` dicts (oldest first), shown as the trend.
+    """
     if isinstance(hosts, dict):
         items = []
-        for name in sorted(hosts):
+        for name in hosts:
             summary = hosts[name]
-            if not isinstance(summary, dict) or not summary:
-                summary = _not_run(name)
-            summary = dict(summary)
+            summary = dict(summary) if isinstance(summary, dict) and summary else not_run_summary(name)
             summary.setdefault("host", name)
             items.append(summary)
     elif isinstance(hosts, (list, tuple)):
-        items = sorted((dict(h) for h in hosts if isinstance(h, dict)), key=lambda h: str(h.get("host")))
+        items = [dict(h) for h in hosts if isinstance(h, dict)]
     else:
-        raise AnsibleFilterError("fleet_summary expects a dict or list of host summaries, got %s" % type(hosts).__name__)
+        raise ReportInputError("fleet_summary expects a dict or list of host summaries, got %s" % type(hosts).__name__)
     for item in items:
         for key in ("open_entries", "cleared", "needs_decision", "needs_offline_window"):
             item[key] = _list(item.get(key))
         for key in ("lost_bytes", "bad_ranges"):
             item[key] = _int(item.get(key))
+    items.sort(key=lambda h: str(h.get("host")))
 
-    data = {"hosts": items}
-    q = dict((name, jmespath.search(expr, data)) for name, expr in QUERIES.items())
+    def named(status):
+        return [i["host"] for i in items if i.get("status") == status]
+
     by_kind = {}
-    for kind in q["open_kinds"] or []:
-        by_kind[kind] = by_kind.get(kind, 0) + 1
     decisions = []
-    for item in items:
-        for entry in item["needs_decision"]:
-            decisions.append(dict(entry, host=item["host"]))
     offline = []
+    dimms = []
     for item in items:
-        for entry in item["needs_offline_window"]:
-            offline.append(dict(entry, host=item["host"]))
+        for entry in item["open_entries"]:
+            by_kind[entry.get("kind")] = by_kind.get(entry.get("kind"), 0) + 1
+        decisions.extend(dict(entry, host=item["host"]) for entry in item["needs_decision"])
+        offline.extend(dict(entry, host=item["host"]) for entry in item["needs_offline_window"])
+        for name, counts in sorted(_dict(item.get("dimms")).items()):
+            dimms.append(dict(_dict(counts), host=item["host"], dimm=name))
+    dimms.sort(key=lambda d: (-_int(d.get("ranges")), -_int(d.get("bytes")), d["host"], d["dimm"]))
 
+    needing_decision = [i["host"] for i in items if i["needs_decision"] or i.get("status") == "needs_decision"]
+    needing_offline = [i["host"] for i in items if i["needs_offline_window"]]
     totals = {
         "hosts": len(items),
-        "clean": len(q["hosts_clean"] or []),
+        "clean": len(named("clean")),
         "not_clean": len([i for i in items if not i.get("clean")]),
-        "remediated": len(q["hosts_remediated"] or []),
-        "needs_decision": len(q["hosts_needing_decision"] or []),
-        "needs_offline_window": len(q["hosts_needing_offline_window"] or []),
-        "failed": len(q["hosts_failed"] or []),
-        "not_run": len(q["hosts_not_run"] or []),
-        "bad_ranges": q["bad_ranges"] or 0,
-        "open_entries": q["open_entries"] or 0,
-        "lost_bytes": q["lost_bytes"] or 0,
-        "cleared": q["cleared"] or 0,
+        "remediated": len(named("remediated")),
+        "needs_decision": len(needing_decision),
+        "needs_offline_window": len(needing_offline),
+        "failed": len(named("failed")),
+        "not_run": len(named("not_run")),
+        "bad_ranges": sum(i["bad_ranges"] for i in items),
+        "open_entries": sum(len(i["open_entries"]) for i in items),
+        "lost_bytes": sum(i["lost_bytes"] for i in items),
+        "cleared": sum(len(i["cleared"]) for i in items),
     }
     return {
         "schema": 1,
@@ -419,16 +401,47 @@ def fleet_summary(hosts, generated_at=None, title="pmem poison report"):
         "all_clean": bool(items) and totals["clean"] == totals["hosts"],
         "totals": totals,
         "open_by_kind": dict(sorted(by_kind.items())),
-        "hosts_clean": q["hosts_clean"] or [],
-        "hosts_remediated": q["hosts_remediated"] or [],
-        "hosts_needing_decision": q["hosts_needing_decision"] or [],
-        "hosts_needing_offline_window": q["hosts_needing_offline_window"] or [],
-        "hosts_failed": q["hosts_failed"] or [],
-        "hosts_not_run": q["hosts_not_run"] or [],
-        "hosts_truncated_lists": q["hosts_truncated_lists"] or [],
+        "hosts_clean": named("clean"),
+        "hosts_remediated": named("remediated"),
+        "hosts_needing_decision": needing_decision,
+        "hosts_needing_offline_window": needing_offline,
+        "hosts_failed": named("failed"),
+        "hosts_not_run": named("not_run"),
+        "hosts_truncated_lists": [i["host"] for i in items if i.get("lists_may_be_truncated")],
         "decisions": decisions,
         "offline_window": offline,
+        "dimms": dimms,
+        "history": list(history or []),
         "hosts": items,
+    }
+
+
+def published(fleet):
+    """The fleet report without the per-host detail: what set_stats carries to AWX (pmem_poison_report)."""
+    out = dict((k, v) for k, v in fleet.items() if k != "hosts")
+    out["history"] = [dict((k, v) for k, v in _dict(r).items() if k != "hosts") for r in _list(fleet.get("history"))]
+    return out
+
+
+def host_digest(summary):
+    """A host's summary as AWX workflows and notifications read it (pmem_poison_hosts[host])."""
+    keys = ("status", "clean", "check_mode", "checked_at", "bad_ranges", "bad_bytes", "open_by_kind",
+            "lost_bytes", "lists_may_be_truncated", "scan_errors", "resolve_errors", "failure")
+    digest = dict((k, summary.get(k)) for k in keys)
+    digest["open_entries"] = [e.get("id") for e in _list(summary.get("open_entries"))]
+    digest["needs_decision"] = [e.get("id") for e in _list(summary.get("needs_decision"))]
+    digest["needs_offline_window"] = [e.get("id") for e in _list(summary.get("needs_offline_window"))]
+    digest["cleared"] = [c.get("id") for c in _list(summary.get("cleared"))]
+    return digest
+
+
+def run_record(fleet):
+    """One line of the report directory's history: the run's totals and each host's open/lost."""
+    return {
+        "generated_at": fleet.get("generated_at"),
+        "totals": dict(fleet.get("totals") or {}),
+        "hosts": dict((h["host"], [len(h["open_entries"]), h["lost_bytes"]]) for h in fleet.get("hosts", [])
+                      if h.get("status") != "not_run"),
     }
 
 
@@ -448,17 +461,81 @@ def entry_sources(open_entries, restore):
         if _entry_kind(entry) != "file" or not paths:
             continue
         found.add(entry["id"])
-        for path in paths[:1]:  # hard links share the inode: the first path is enough
-            sources[path] = wanted[entry["id"]]
+        # hard links share the inode: the first path is enough
+        sources[paths[0]] = wanted[entry["id"]]
     return {"sources": dict(sorted(sources.items())), "missing": sorted(k for k in wanted if k not in found)}
 
 
-class FilterModule(object):
-    """pmem.poison report filters."""
+def write_atomic(path, text, mode=0o640):
+    """Write ``text`` to ``path`` so a reader sees the old file or the new one, never a part."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
-    def filters(self):
-        return {
-            "host_summary": host_summary,
-            "fleet_summary": fleet_summary,
-            "entry_sources": entry_sources,
-        }
+
+def _history_records(history_dir):
+    records = []
+    try:
+        names = [n for n in os.listdir(history_dir) if n.endswith(".json")]
+    except OSError:
+        return records
+    for name in names:
+        try:
+            with open(os.path.join(history_dir, name), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records.append((str(record.get("generated_at") or ""), name, record))
+    records.sort(key=lambda item: (item[0], item[1]))
+    return records
+
+
+def write_report(fleet, report_dir, formats=FORMATS, keep_history=30, run_id="run"):
+    """Write the report files and this run's history record into ``report_dir``; return their paths.
+
+    Each run keeps one record (``history/<run_id>.json``, rewritten by every batch of that run); the
+    last ``keep_history`` records, this run's included, are the trend shown in the files.
+    """
+    from ansible_collections.pmem.poison.plugins.plugin_utils import report_render
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ReportInputError("unknown report format(s) %s; choose from %s" % (", ".join(unknown), ", ".join(FORMATS)))
+    os.makedirs(report_dir, mode=0o750, exist_ok=True)
+    history_path = None
+    if keep_history > 0:
+        history_dir = os.path.join(report_dir, HISTORY_DIR)
+        os.makedirs(history_dir, mode=0o750, exist_ok=True)
+        record_name = "%s.json" % "".join(c if c.isalnum() or c in "-_." else "_" for c in str(run_id))
+        earlier = [(name, record) for _at, name, record in _history_records(history_dir) if name != record_name]
+        record = run_record(fleet)
+        history_path = os.path.join(history_dir, record_name)
+        write_atomic(history_path, json.dumps(record, sort_keys=True))
+        keep = earlier[-(keep_history - 1):] if keep_history > 1 else []
+        for name, _record in earlier[:len(earlier) - len(keep)]:
+            os.unlink(os.path.join(history_dir, name))
+        fleet = dict(fleet, history=[r for _name, r in keep] + [record])
+    renderers = {"json": report_render.render_json, "md": report_render.render_markdown,
+                 "html": report_render.render_html}
+    written = []
+    for fmt in formats:
+        path = os.path.join(report_dir, "%s.%s" % (REPORT_BASENAME, fmt))
+        write_atomic(path, renderers[fmt](fleet))
+        written.append(path)
+    return written + ([history_path] if history_path else [])

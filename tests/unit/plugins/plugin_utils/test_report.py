@@ -1,17 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The report filters: what an operator reads in the fleet report."""
+"""The report logic (plugin_utils.report): what an operator reads in the fleet report."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import pytest
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.pmem.poison.plugins.filter.report import (
-    FilterModule, entry_sources, fleet_summary, host_summary)
+from ansible_collections.pmem.poison.plugins.plugin_utils.report import (
+    ReportInputError, entry_sources, fleet_summary, host_summary)
 
 EID_FILE = "region1@0x10000+0x1000|/dev/pmem1|ino=131|off=8192"
 EID_FREE = "region1@0x90000+0x1000|/dev/pmem1|ino=free|off=-"
@@ -150,7 +148,7 @@ def test_skipped_module_results_are_ignored():
 
 
 def test_host_summary_rejects_non_dict():
-    with pytest.raises(AnsibleFilterError):
+    with pytest.raises(ReportInputError):
         host_summary(["nope"], "h")
 
 
@@ -192,7 +190,7 @@ def test_fleet_accepts_a_list():
 
 
 def test_fleet_rejects_garbage():
-    with pytest.raises(AnsibleFilterError):
+    with pytest.raises(ReportInputError):
         fleet_summary("nope")
 
 
@@ -201,10 +199,6 @@ def test_entry_sources_maps_entry_to_path_and_reports_missing():
                         {EID_FILE: "/golden/a", EID_FREE: "/x", "nope": "/y"})
     assert out["sources"] == {"/mnt/p/db/a": "/golden/a"}
     assert out["missing"] == sorted([EID_FREE, "nope"])  # free space is not a file to restore
-
-
-def test_filters_are_registered():
-    assert set(FilterModule().filters()) >= {"host_summary", "fleet_summary", "entry_sources"}
 
 
 def test_real_module_shapes_clear_open_entries_are_ids():
