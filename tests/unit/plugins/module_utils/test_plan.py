@@ -95,9 +95,14 @@ def test_free_space_mounted_left_for_offline():
 
 def test_free_space_unmounted_device_write_or_refuse():
     owner = {"kind": "free", "range_id": brange()["id"], "device": "/dev/pmem1"}
+    # without the offline-window opt-in: an offline plan, never a device write
     acts = run(brange(mounted=False), owner)
+    assert kinds(acts)[-1] == "offline_required" and acts[-1]["offline_window"] is False
+    assert "offline_window_allowed" in acts[-1]["reason"]
+    window = {"offline_window_allowed": True}
+    acts = run(brange(mounted=False), owner, policy=window)
     assert kinds(acts)[-1] == "device_write" and acts[-1]["offset"] == 65536
-    acts = run(brange(mounted=False), owner, caps=QEMU)
+    acts = run(brange(mounted=False), owner, caps=QEMU, policy=window)
     assert kinds(acts)[-1] == "refuse" and "QEMU" in acts[-1]["reason"]
 
 
@@ -196,6 +201,7 @@ def test_raw_namespace_accepted_by_device_path_then_ndctl():
     assert kinds(acts)[-1] == "record"
     for item in ("/dev/pmem1", "/dev/pmem*", L.entry_id(owner["range_id"], owner)):
         acts = run(brange(mounted=False), owner, caps=nfit,
-                   policy={"method": {"raw": "ndctl"}, "accepted_loss": [item]})
+                   policy={"method": {"raw": "ndctl"}, "accepted_loss": [item],
+                           "offline_window_allowed": True})
         assert kinds(acts)[-2:] == ["accept_loss", "ndctl_clear"], (item, kinds(acts))
         assert acts[-1]["namespace"] == "namespace1.0"
