@@ -446,9 +446,14 @@ def open_device(entry, ctx, topology):
     return DeviceTarget(fd, dev, lo, hi, entry, shift, blockdev)
 
 
-def _still_listed(entry, ctx):
+def _require_listed(entry, ctx):
+    """Right before the write: the range must still be listed (another run or the kernel may
+    have cleared it since the plan was made)."""
     ctx.badblocks.invalidate()
-    return ctx.badblocks.listed_range(entry.get("range") or {})
+    if not ctx.badblocks.listed_range(entry.get("range") or {}):
+        raise AlreadyDone("no longer listed in any badblocks list: nothing to clear",
+                          device=(entry.get("range") or {}).get("blockdev"), range=_rid(entry),
+                          next_step="none (another run or the kernel cleared it)")
 
 
 def check_namespace_unused(entry, ctx, topology):
@@ -501,13 +506,12 @@ def guarded_write(entry, method, ctx, write, source=None):
                 os.close(wfd)
             os.close(rfd)
     topology = ctx.badblocks.topology()
-    if not _still_listed(entry, ctx):
-        raise AlreadyDone("no longer listed in any badblocks list: nothing to clear",
-                          device=(entry.get("range") or {}).get("blockdev"), range=_rid(entry),
-                          next_step="none (another run or the kernel cleared it)")
     if method == "ndctl":
         ns = check_namespace_unused(entry, ctx, topology)
+        _require_listed(entry, ctx)
         return write(CommandTarget(ns, ctx.runner, entry))
+    locate_device(entry, topology, ctx.dev_root)  # refuse a wrong target before anything else
+    _require_listed(entry, ctx)
     target = open_device(entry, ctx, topology)
     try:
         return write(target)
