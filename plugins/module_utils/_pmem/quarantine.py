@@ -358,6 +358,7 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
         result["skipped"].extend(recover_pending(work, cont))
     paths = list(owner.get("paths") or [])
     done = []
+    size_seen = None
     for index, path in enumerate(paths):
         cur = _current(path, cont)
         try:
@@ -366,7 +367,9 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
             result["skipped"].append(str(e))
             continue
         try:
-            check_identity(fd, cur, owner)
+            st = check_identity(fd, cur, owner)
+            if size_seen is None:
+                size_seen = st.st_size
             # one inode, several links: the marker is per inode; mark once
             if _write_marker(fd, cur, marker_for(read_marker(fd), entry, ledger_path), check):
                 result["changed"] = True
@@ -457,6 +460,10 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
             and result["marked"]:
         new = L.apply_event(entry, "quarantined", None, {"done": [], "paths": result["marked"]})
         result["changed"] = True
+    if new is not entry and size_seen is not None and owner.get("size") is None:
+        # the size the write guard holds the file to (a restore into a file that grew or
+        # shrank since it was recorded is refused)
+        new["owner"] = dict(new.get("owner") or {}, size=size_seen)
     return new, result
 
 
