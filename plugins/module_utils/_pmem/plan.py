@@ -144,9 +144,10 @@ def _file_plan(eid, entry, bad_range, owner, policy, caps, kernel, listed):
         if "quarantined" not in history or entry is None:
             out.append(_base(eid, bad_range, owner, action="quarantine",
                              reason="mark every path with user.pmem_poison.lost_ranges"))
-        if policy["containment"]:
-            out.append(_base(eid, bad_range, owner, action="contain",
-                             method=",".join(policy["containment"]),
+        missing = [c for c in policy["containment"]
+                   if c not in ((entry or {}).get("containment") or {})]
+        if missing:
+            out.append(_base(eid, bad_range, owner, action="contain", method=",".join(missing),
                              reason="containment requested by policy"))
 
     method = policy["method"]["file"]

@@ -205,3 +205,25 @@ def test_raw_namespace_accepted_by_device_path_then_ndctl():
                            "offline_window_allowed": True})
         assert kinds(acts)[-2:] == ["accept_loss", "ndctl_clear"], (item, kinds(acts))
         assert acts[-1]["namespace"] == "namespace1.0"
+
+
+def test_shared_owner_is_unshared_not_rewritten_in_place():
+    """A reflinked page on DAX cannot be rewritten in place (6.1 copies the poisoned block
+    first): the plan restores the owner into a fresh block, on any bus."""
+    owner = dict(fowner(), shared=True)
+    acts = run(brange(), owner, {"restore_sources": {"/mnt/p/db/a": "/b/a"}})
+    assert acts[-1]["action"] == "rewrite" and acts[-1]["method"] == "unshare"
+    assert "fresh block" in acts[-1]["reason"] and acts[-1]["source"] == "/b/a"
+    qemu = run(brange(), owner, {"restore_sources": {"/mnt/p/db/a": "/b/a"}}, caps=QEMU)
+    assert qemu[-1]["method"] == "unshare"  # needs no clear from the device
+
+
+def test_describe_says_what_check_mode_would_do():
+    acts = run(brange(), fowner(), {"restore_sources": {"/mnt/p/db/a": "/b/a"},
+                                    "containment": ["chmod"]})
+    text = P.describe(acts, check=True)
+    assert text.startswith("would: ") and "rewrite /mnt/p/db/a from /b/a" in text
+    assert "mark 1 file(s)" in text and "contain 1" in text
+    free = run(brange(mounted=False), {"kind": "free", "range_id": brange()["id"],
+                                       "device": "/dev/pmem1"})
+    assert "need an offline window" in P.describe(free)
