@@ -368,9 +368,18 @@ def still_true(entry, action, ctx):
         return "already cleared (%s)" % closure.get("at")
     if method in ("device_write", "ndctl") or closure.get("how") == "accepted_lost":
         last = L.last_poison_event(entry)
-        if last is not None and last.get("event") == "cleared" and not verify(entry, ctx.badblocks):
+        if last is not None and last.get("event") == "cleared" and not _listed_or_unknown(
+                entry, ctx.badblocks):
             return "already cleared (%s) and no longer listed" % last.get("at")
     return None
+
+
+def _listed_or_unknown(entry, provider):
+    """Listed summaries, or True when the lists cannot tell (then nothing counts as cleared)."""
+    try:
+        return verify(entry, provider)
+    except PmemError:
+        return True
 
 
 def execute(store, action, provider=None, check=False, runner=None, dev_root="/dev",
@@ -437,7 +446,14 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
     if (entry.get("owner") or {}).get("kind") == "file":
         return _record_file_result(store, entry, details, ctx, res)
     ctx.badblocks.invalidate()
-    still = verify(entry, ctx.badblocks)
+    try:
+        still = verify(entry, ctx.badblocks)
+    except PmemError as e:
+        fail = dict(e.to_dict(), method=method, written=details)
+        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.commit()
+        res.update(status="failed", changed=True, error=str(e), details=fail)
+        return res
     ctx.hooks("after_verify")
     if still:
         return _record_failure(store, entry, details, still, method, ctx, res)
@@ -492,7 +508,15 @@ def _record_file_result(store, entry, details, ctx, res):
     * still listed under a rewrite in place: ``clear_failed``, open, with the real cause."""
     method = details.get("method")
     ctx.badblocks.invalidate()
-    still = verify_owner(entry, ctx.badblocks)
+    try:
+        still = verify_owner(entry, ctx.badblocks)
+    except PmemError as e:
+        # the data is good again, but whether the poison is gone cannot be told: stay open
+        fail = dict(e.to_dict(), method=method, data_restored=True, sha256=details.get("sha256"))
+        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.commit()
+        res.update(status="failed", changed=True, error=str(e), details=fail)
+        return res
     ctx.hooks("after_verify")
     if still and method in ("rewrite", "reallocate"):
         return _record_failure(store, entry, details, still, method, ctx, res)
@@ -571,7 +595,7 @@ def listed_facts(ledger, provider):
     seen = {}
     for entry in ledger.get("entries", []):
         rng = entry.get("range") or {}
-        if rng.get("id") and rng["id"] not in seen and verify(entry, provider):
+        if rng.get("id") and rng["id"] not in seen and _listed_or_unknown(entry, provider):
             seen[rng["id"]] = rng
     return {"bad_ranges": list(seen.values())}
 
@@ -601,7 +625,12 @@ def range_verdicts(store, results, provider):
         if not entries:
             continue
         provider.invalidate()
-        listed = verify(entries[0], provider)
+        try:
+            listed = verify(entries[0], provider)
+        except PmemError as e:
+            verdicts.append({"range_id": rid, "listed": None, "owners": [r["entry_id"] for r in rs],
+                             "open_owners": [], "unshared": [], "cause": str(e)})
+            continue
         open_ids = [e["id"] for e in entries if e.get("state") == "open"]
         unshared = [r["entry_id"] for r in rs if (r.get("details") or {}).get("method") == "unshare"]
         cause = None

@@ -96,8 +96,27 @@ class TopologyBadblocks(object):
         """The kernel updates its own lists on a write; only the snapshot is stale."""
         self.invalidate()
 
+    def has_list(self, rng):
+        """Is there a badblocks list that would report ``rng``? A range on a device with no
+        list (not pmem, or gone) is never "verified cleared"."""
+        topo = self.topology()
+        absolute = rng.get("absolute")
+        if absolute is not None:
+            for region in (topo.get("regions") or {}).values():
+                start, size = region.get("resource"), region.get("size")
+                if start is not None and size and start <= absolute < start + size:
+                    return True
+        return bool(rng.get("blockdev") in (topo.get("blockdevs") or {})
+                    or rng.get("region") in (topo.get("regions") or {}))
+
     def listed_range(self, rng):
         found = [summary(r) for r in self.ranges() if range_matches(rng, r)]
+        if not found and not self.has_list(rng):
+            raise GatherError(
+                "cannot verify: no badblocks list covers this range (the device is not a pmem "
+                "namespace, or it is gone)", device=rng.get("blockdev") or rng.get("region"),
+                range=rng.get("id"),
+                next_step="check the namespaces (ndctl list -N) and re-run; the entry stays open")
         names = set(v for v in (rng.get("region"), rng.get("namespace"), rng.get("blockdev"))
                     if v)
         unread = [e for e in self.errors
@@ -123,7 +142,7 @@ def drop_stale_reopens(ledger, results, provider):
     for result in results or []:
         closed = by_range.get(result.get("range_id")) or []
         reopen = [e for e in closed if _last_poison(e) == "cleared"]
-        if reopen and provider is not None and not provider.listed_range(reopen[0]["range"]):
+        if reopen and provider is not None and not _listed(provider, reopen[0]["range"]):
             continue
         out.append(result)
     return out
@@ -134,3 +153,10 @@ def _last_poison(entry):
         if ev.get("event") in ("detected", "cleared", "clear_failed"):
             return ev.get("event")
     return None
+
+
+def _listed(provider, rng):
+    try:
+        return provider.listed_range(rng)
+    except GatherError:
+        return True  # the lists cannot tell: keep the result (reopening is the safe side)

@@ -366,3 +366,21 @@ def test_device_write_refuses_a_regular_file_posing_as_the_device(tmp_path):
     assert "Next step" in str(e.value)
     assert (dev / "pmem9p2").read_bytes() == b"\xff" * 65536
     assert C.verify(entry, p)  # still listed: nothing was cleared
+
+
+def test_a_device_without_a_badblocks_list_is_never_verified_cleared(world, tmp_path):
+    """The file's range is on a device no badblocks list covers (here: none at all): the data is
+    written and reads back good, but the entry stays open with clear_failed naming the device."""
+    w = world
+    sysfs = tmp_path / "emptysys"
+    (sysfs / "block").mkdir(parents=True)
+    (tmp_path / "noproc" / "self").mkdir(parents=True)
+    (tmp_path / "noproc" / "self" / "mountinfo").write_text("")
+    provider = C.TopologyBadblocks(sysfs_root=str(sysfs), proc_root=str(tmp_path / "noproc"),
+                                   dev_root=str(tmp_path), ndctl=None, as_root=True)
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=provider, sysfs_root=str(sysfs))
+    assert out["failed"] and "no badblocks list covers" in out["msg"] and "pmem9" in out["msg"]
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["state"] == "open" and entry["history"][-1]["event"] == "clear_failed"
+    assert entry["history"][-1]["details"]["data_restored"] is True
