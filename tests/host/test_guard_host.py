@@ -253,4 +253,3 @@ def test_sigkill_during_release_then_rerun_finishes(clearfs, point):
     assert os.path.exists(d.path) and stat.S_IMODE(os.stat(d.path).st_mode) == 0o644
     open(d.path, "ab").close()
     assert L.load(d.ledger)["entries"][0]["containment"] == {}
-

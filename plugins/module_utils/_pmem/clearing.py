@@ -105,7 +105,6 @@ def probe_capabilities(sysfs_root="/sys"):
     return caps
 
 
-
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
@@ -236,8 +235,8 @@ def rewrite(entry, source, ctx, mode="rewrite"):
             target.restore_size()
             target.fsync()
         except OSError as e:
-            raise _write_error(entry, e, "%s of %s at %d+%d" % (mode, target.path, offset,
-                                                                 length), ctx, mode)
+            where_text = "%s of %s at %d+%d" % (mode, target.path, offset, length)
+            raise _write_error(entry, e, where_text, ctx, mode)
         # where the good data went: in place for a rewrite (the recorded block), a fresh block
         # (FIEMAP) after a punch; the provider learns it (the kernel clears what it writes)
         where = landed(target.fd, offset, length)
@@ -587,7 +586,6 @@ def merge_capabilities(probed, given):
         merged.update(dict((k, v) for k, v in (info or {}).items() if v is not None
                            or k not in merged))
     return out
-
 
 
 def listed_facts(ledger, provider):
