@@ -632,18 +632,50 @@ def range_verdicts(store, results, provider):
         open_ids = [e["id"] for e in entries if e.get("state") == "open"]
         unshared = [r["entry_id"] for r in rs if (r.get("details") or {}).get("method") == "unshare"]
         cause = None
+        free_id = None
         if listed:
             if unshared and not open_ids:
-                cause = ("every file owner was restored away from the poisoned block; it is "
-                         "free space or still owned by files not in this run: the next run "
-                         "plans it as free space (offline window)")
+                free_id = record_free_space(store, entries)
+                cause = ("every file owner was restored away from the poisoned block: it is "
+                         "free space now%s, left for an offline window" % (
+                             " (recorded as %s)" % free_id if free_id else ""))
             elif open_ids:
                 cause = "other owners of the range are still open: %s" % ", ".join(open_ids)
             else:
                 cause = "still listed after every owner was handled"
-        verdicts.append({"range_id": rid, "listed": bool(listed), "owners": [r["entry_id"] for r in rs],
-                         "open_owners": open_ids, "unshared": unshared, "cause": cause})
+        verdicts.append({"range_id": rid, "listed": bool(listed),
+                         "owners": [r["entry_id"] for r in rs], "open_owners": open_ids,
+                         "unshared": unshared, "cause": cause, "free_space_entry": free_id})
     return verdicts
+
+
+def record_free_space(store, entries):
+    """Every file owner of a still-listed range was unshared away from it: the poisoned block
+    is free space now. Record it as the resolver will report it (same entry id and owner
+    fields), so the next converge finds it known and plans the offline clear (changed=0).
+    Only when the unshared owners' parts cover the whole range; else the next resolve says."""
+    rng = dict(entries[0].get("range") or {})
+    fs = rng.get("filesystem") or {}
+    covered = set()
+    for e in entries:
+        o = e.get("owner") or {}
+        if o.get("kind") != "file" or o.get("fs_offset") is None or not o.get("length"):
+            return None
+        covered.update(range(o["fs_offset"], o["fs_offset"] + o["length"], SECTOR))
+    if fs.get("offset") is None or not rng.get("length") or not fs.get("device") or \
+            covered != set(range(fs["offset"], fs["offset"] + rng["length"], SECTOR)):
+        return None
+    owner = {"kind": "free", "range_id": rng.get("id"), "device": fs.get("device"),
+             "mountpoint": fs.get("mountpoint"), "fstype": fs.get("fstype"), "inode": None,
+             "generation": None, "paths": [], "file_offset": None, "length": rng["length"],
+             "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
+             "metadata_kind": None, "processes": [],
+             "reason": None, "fs_offset": fs["offset"]}
+    store.data, changes = L.merge_detections(store.data, [{"range_id": rng["id"],
+                                                           "owners": [owner]}], [rng])
+    store.commit()
+    return L.entry_id(rng["id"], owner) if changes or L.find_entry(
+        store.data, L.entry_id(rng["id"], owner)) else None
 
 
 def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=None,
