@@ -254,3 +254,42 @@ def test_sigkill_during_release_then_rerun_finishes(clearfs, point):
     assert os.path.exists(d.path) and stat.S_IMODE(os.stat(d.path).st_mode) == 0o644
     open(d.path, "ab").close()
     assert L.load(d.ledger)["entries"][0]["containment"] == {}
+
+
+def test_unshare_on_a_device_that_cannot_clear_only_while_shared(clearfs):
+    """On a bus whose writes cannot clear (QEMU NVDIMM), a shared owner may still be restored
+    into a fresh block; once it is the last owner, punching would free the poisoned block for
+    reuse: refused, the file untouched."""
+    if clearfs.fstype != "xfs":
+        pytest.skip("reflink needs XFS")
+    good = os.urandom(4 * PAGE)
+    a, b = clearfs.path("qa"), clearfs.path("qb")
+    with open(a, "wb") as f:
+        f.write(good)
+    sh("cp", "--reflink=always", a, b)
+    sh("sync")
+    phys = _phys(a, PAGE)
+    src = os.path.join(clearfs.workdir, "qgood")
+    with open(src, "wb") as f:
+        f.write(good)
+    dev, bb = _fake(clearfs, clearfs.workdir, phys, PAGE)
+    rid = "%s@%#x+%#x" % (dev, phys, PAGE)
+    rng = {"id": rid, "blockdev": dev, "blockdev_offset": phys, "length": PAGE, "area": "data",
+           "filesystem": {"device": clearfs.dev, "mountpoint": clearfs.mnt, "fstype": "xfs",
+                          "dax": False, "offset": phys}}
+    owners = [_owner(clearfs, p, rid, PAGE, phys, PAGE, shared=True) for p in (a, b)]
+    ledger = os.path.join(clearfs.workdir, "state", "ledger.json")
+    caps = {"kernel": os.uname()[2], "devices": {dev: {
+        "write_clears": False, "description": "%s (QEMU NVDIMM)" % dev}}}
+    args = {"ledger_path": ledger, "capabilities": caps, "bad_ranges": [rng],
+            "results": [{"range_id": rid, "owners": owners}],
+            "policy": {"restore_sources": {a: src}}}
+    res, p = run_module("pmem_clear", args, clearfs.workdir, {"badblocks": bb})
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(a) == good and _phys(b, PAGE) == phys
+    before = read(b)
+    args["policy"] = {"restore_sources": {a: src, b: src}}
+    res, p = run_module("pmem_clear", args, clearfs.workdir, {"badblocks": bb})
+    assert res["failed"] and "no longer shared" in res["msg"] and dev in res["msg"], res
+    assert "Next step" in res["msg"]
+    assert read(b) == before and _phys(b, PAGE) == phys

@@ -41,6 +41,7 @@ import re
 import stat
 import subprocess
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     DeviceCannotClear,
@@ -224,6 +225,21 @@ class CommandTarget(object):
 
 def _rid(entry):
     return (entry.get("range") or {}).get("id") or entry.get("id")
+
+
+def still_shared(fd, offset, length):
+    """Does FIEMAP still flag every extent of [offset, offset+length) shared (reflinked)?"""
+    try:
+        seen = False
+        for logical, _phys, elen, flags in F.extents(fd):
+            if logical + elen <= offset or logical >= offset + length:
+                continue
+            seen = True
+            if not flags & F.FIEMAP_EXTENT_SHARED:
+                return False
+        return seen
+    except (F.FiemapUnsupported, OSError):
+        return False
 
 
 def check_consent(entry, method, ctx, source=None):
@@ -488,11 +504,20 @@ def guarded_write(entry, method, ctx, write, source=None):
     (device methods), SourceMismatch from the write's own checks."""
     owner = entry.get("owner") or {}
     check_consent(entry, method, ctx, source)
-    check_capabilities(entry, method, ctx, shared=bool(owner.get("shared")))
+    caps = check_capabilities(entry, method, ctx, shared=bool(owner.get("shared")))
     if method in FILE_METHODS:
         rfd, path, size = open_file(entry, method, ctx)
         wfd = None
         try:
+            if method == "unshare" and caps.get("write_clears") is False and \
+                    not still_shared(rfd, owner["repair_offset"], owner["repair_length"]):
+                # the other owners were restored away: punching now frees the poisoned block
+                # and the new allocation may be zeroed right over it (XFS+DAX shutdown risk)
+                raise DeviceCannotClear(
+                    "%s is no longer shared and %s cannot clear poison by write" % (
+                        path, caps.get("description") or "this device"),
+                    device=(entry.get("range") or {}).get("blockdev"), range=_rid(entry),
+                    next_step="restore the data to other media, or clear the range offline")
             with _Unimmutable(rfd, entry):
                 # the very inode we checked, reopened for writing (no second path lookup)
                 wfd = os.open("/proc/self/fd/%d" % rfd, os.O_WRONLY | os.O_CLOEXEC)
