@@ -705,13 +705,16 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
     with L.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
         # everything below sees the ledger and the lists as they are now, under the lock
         fresh = listing.drop_stale_reopens(store.data, results, provider)
+        # planned from the ledger before this run records anything, so the plan (and check
+        # mode's summary) shows the records too
+        ledger_before = store.data
         if fresh:
             store.data = L.merge_detections(store.data, fresh,
                                             (facts or {}).get("bad_ranges"))[0]
             store.commit()
         policy["restore_sources"] = _sources_for(policy, source, entry_ids, store.data)
         use_facts = facts if facts is not None else listed_facts(store.data, provider)
-        actions = P.plan_actions(use_facts, fresh, store.data, policy, caps)
+        actions = P.plan_actions(use_facts, fresh, ledger_before, policy, caps)
         if entry_ids is not None:
             actions = [a for a in actions if a["entry_id"] in entry_ids]
         out["plan"] = actions

@@ -383,3 +383,28 @@ def test_a_device_without_a_badblocks_list_is_never_verified_cleared(world, tmp_
     entry = L.load(w.ledger)["entries"][0]
     assert entry["state"] == "open" and entry["history"][-1]["event"] == "clear_failed"
     assert entry["history"][-1]["details"]["data_restored"] is True
+
+
+def test_check_mode_plans_the_whole_run_and_says_so(world):
+    """New poison under a file with a copy: check mode records nothing, writes nothing, and says
+    it would record, mark and rewrite from that copy."""
+    w = world
+    before = snapshot(w)
+    out = C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                      provider=w.provider, policy={"restore_sources": {str(w.f): str(w.src)}},
+                      check=True)
+    assert snapshot(w) == before and out["check_mode"] is True
+    assert out["msg"].startswith("check mode: would: record 1; mark 1 file(s)")
+    assert "rewrite %s from %s" % (w.f, w.src) in out["summary"]
+
+
+def test_an_entry_restored_by_another_run_is_skipped_and_said(world):
+    w = world
+    C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                capabilities=E820, provider=w.provider)
+    before = snapshot(w)
+    # a second run planned from the same facts and results, gathered before the first acted
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert not out["failed"] and not out["changed"], out
+    assert snapshot(w) == before  # not reopened, not written twice
