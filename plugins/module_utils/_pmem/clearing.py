@@ -610,6 +610,26 @@ def _sources_for(policy, source, entry_ids, ledger):
     return sources
 
 
+def already_done(store, results, actions):
+    """Skipped results for the resolver's owners whose entries another run (or an earlier one)
+    already closed: the run says so instead of acting on them again."""
+    planned = set(a["entry_id"] for a in actions)
+    out, seen = [], set()
+    for result in results or []:
+        for owner in result.get("owners") or []:
+            eid = L.entry_id(result.get("range_id"), owner)
+            entry = store.entry(eid)
+            if eid in planned or eid in seen or entry is None or entry.get("state") != "closed":
+                continue
+            seen.add(eid)
+            closure = entry.get("closure") or {}
+            out.append({"entry_id": eid, "action": None, "range_id": result.get("range_id"),
+                        "changed": False, "status": "skipped", "error": None,
+                        "details": {"reason": "already %s (%s by %s)" % (
+                            closure.get("how"), closure.get("at"), closure.get("by"))}})
+    return out
+
+
 def range_verdicts(store, results, provider):
     """Per range touched in this run: is it still listed, and why (once every owner was
     handled)? ``[{range_id, listed, owners, open_owners, unshared, cause}]``."""
@@ -747,6 +767,7 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
                 errors.append(str(PmemError(a["reason"], device=a.get("device"),
                                             range=a.get("range_id"),
                                             next_step=a.get("next_step"))))
+        out["results"].extend(already_done(store, results, actions))
         if not check:
             out["ranges"] = range_verdicts(store, out["results"], provider)
         summary = P.summarize(actions)

@@ -408,3 +408,5 @@ def test_an_entry_restored_by_another_run_is_skipped_and_said(world):
                       capabilities=E820, provider=w.provider)
     assert not out["failed"] and not out["changed"], out
     assert snapshot(w) == before  # not reopened, not written twice
+    assert [r["status"] for r in out["results"]] == ["skipped"]
+    assert out["results"][0]["details"]["reason"].startswith("already restored")
