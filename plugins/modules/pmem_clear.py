@@ -23,10 +23,25 @@ description:
     C(restored).
   - V(reallocate) punches the range out and writes the data into new blocks. The file is readable
     again, but the poison may stay in free space (always on ext4 with DAX); the entry stays open.
-  - V(device_write) writes zeros over whole sectors through the block device; only when no
-    filesystem on it is mounted (checked in mountinfo and by an C(O_EXCL) open) and only over
-    ranges with no file owner or accepted as lost.
-  - V(ndctl) runs C(ndctl clear-errors) on an unmounted namespace of a bus that can clear.
+  - A reflinked (shared) owner is restored by unsharing it (plan method C(unshare)); its damaged
+    pages are punched out of that file and the good pages written into fresh blocks, so the
+    poisoned block is never read or copied (a DAX write to a shared page on kernel 6.1 copies
+    it first and fails with EIO). The poison stays with the block's other owners, or becomes
+    free space once every owner is restored away (an offline plan on the next run, not a failure).
+  - V(device_write) writes zeros over whole sectors through the pmem block device; only with
+    C(offline_window_allowed) true in O(policy), only when no filesystem on it is mounted (checked
+    in mountinfo and by an C(O_EXCL) open) and only over ranges with no file owner or accepted as
+    lost. The device is located by the range's physical address when the record has it.
+  - V(ndctl) runs C(ndctl clear-errors) on an unmounted namespace of a bus that can clear, with
+    the same opt-in.
+  - Every write goes through one guard that checks the target against the ledger entry
+    (docs/design.md, "The write guard and write-ahead order"); a refusal names the device or
+    path, the range and the next step, and nothing is written.
+  - Each action is re-checked under the ledger lock right before it runs; an entry another run
+    already restored or cleared, or a range no longer listed, is skipped and the result says so.
+  - A restored file's own pages are verified (read back, checksum recorded) and its own part of
+    the range re-read in the lists; a range spanning several files is judged per owner, and
+    per range in RV(ranges). A closed entry's containment is released in the same run.
   - V(auto) picks per owner from O(policy) (see docs/design.md, "Policy"). Filesystem metadata is
     never cleared online; the result carries an offline repair plan and the host fails.
   - Write-ahead; each clear is recorded as C(clear_planned) and fsynced before it happens; the
@@ -156,9 +171,15 @@ results:
       description: Ledger entry.
       type: str
     status:
-      description: What happened.
+      description:
+        - What happened; V(restored) is an owner whose data is good again while the range stays
+          listed (a shared block still owned by others).
       type: str
-      choices: [cleared, failed, skipped, planned, closed]
+      choices: [cleared, restored, failed, skipped, planned, closed]
+    released:
+      description: Containment steps undone because the entry closed (chmod, rename, immutable, marker).
+      type: list
+      elements: str
     error:
       description: The device's error for a failed clear.
       type: str
@@ -171,6 +192,31 @@ ledger_path:
   description: The ledger file.
   returned: always
   type: str
+ranges:
+  description:
+    - One verdict per range touched by a write, once every owner of it was handled in this run.
+  returned: when not in check mode
+  type: list
+  elements: dict
+  contains:
+    range_id:
+      description: The range.
+      type: str
+    listed:
+      description: Whether any list still reports the range.
+      type: bool
+    cause:
+      description: Why it is still listed (other owners still open, every owner restored away).
+      type: str
+summary:
+  description: One line saying what the run did, or in check mode what it would do.
+  returned: always
+  type: str
+  sample: "would: record 1; mark 1 file(s); rewrite /mnt/pmem/db/a from /backup/db/a"
+check_mode:
+  description: Whether this was a check-mode run (nothing changed).
+  returned: always
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule, _load_params

@@ -22,6 +22,11 @@ description:
   - O(state=released) undoes containment of closed entries (restored or accepted as lost).
   - O(state=accepted_lost) is the affirmative step that closes entries whose data cannot be
     restored; O(by) and O(why) are recorded.
+  - Each containment step is written ahead in the ledger (C(containment.pending)) before it
+    happens and recorded as done after; a run killed in between is finished (or the step
+    forgotten) by the next run, so O(state=released) always finds what was moved.
+  - Results that would reopen an entry verified cleared are dropped unless its range is listed
+    now (facts gathered before another run cleared it must not undo that run).
   - Symlinks are never followed (anywhere in a path). Hard links; the marker is on the inode, so
     every path shows it. Files deleted or replaced since resolution (inode or generation changed),
     read-only mounts and immutable files are skipped with a message per path.

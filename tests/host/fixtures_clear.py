@@ -22,17 +22,25 @@ from .conftest import extents_of, sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = os.path.join(HERE, "..", "..", "plugins", "modules")
+HARNESS = os.path.join(HERE, "..", "support", "module_with_fakes.py")
 PAGE = 4096
 
 
-def run_module(name, args, workdir, env=None, check=False, diff=False):
+def run_module(name, args, workdir, fakes=None, check=False, diff=False, tag=""):
+    """The module as Ansible runs it; ``fakes`` ({badblocks, kill_at, write_errno}) are handed
+    to its core as parameters by tests/support/module_with_fakes.py."""
     args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    argfile = os.path.join(workdir, "args-%s.json" % name)
+    argfile = os.path.join(workdir, "args-%s%s.json" % (name, tag))
     with open(argfile, "w") as f:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-    p = subprocess.run([sys.executable, os.path.join(MODULES, name + ".py"), argfile],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=dict(os.environ, **(env or {})), universal_newlines=True, check=False)
+    argv = [sys.executable, os.path.join(MODULES, name + ".py"), argfile]
+    if fakes:
+        fakefile = os.path.join(workdir, "fakes-%s%s.json" % (name, tag))
+        with open(fakefile, "w") as f:
+            json.dump(fakes, f)
+        argv = [sys.executable, HARNESS, name, argfile, fakefile]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
     try:
         out = json.loads(p.stdout)
     except ValueError:
@@ -80,7 +88,7 @@ def make_damaged(fs, workdir, name="victim", pages=8, bad_page=3):
     ledger = os.path.join(workdir, "state", "ledger.json")
     return SimpleNamespace(
         path=path, good=good, source=src, badblocks=bb, owner=owner, range=rng,
-        ledger=ledger, env={"PMEM_POISON_TEST_BADBLOCKS": bb},
+        ledger=ledger, env={"badblocks": bb},
         args={"ledger_path": ledger, "source": src, "capabilities": caps,
               "entry_ids": [L.entry_id(rid, owner)],
               "results": [{"range_id": rid, "owners": [owner]}], "bad_ranges": [rng]})

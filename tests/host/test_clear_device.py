@@ -13,6 +13,7 @@ import os
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
+from ansible_collections.pmem.poison.tests.support.pmem_fakes import pmem_topology
 from .fixtures_clear import run_module
 
 
@@ -21,7 +22,8 @@ def _setup(fs):
     off = fs.size() - 1024 * 1024  # near the end: free space on a fresh filesystem
     bb = os.path.join(fs.workdir, "bb.json")
     with open(bb, "w") as f:
-        json.dump({"devices": {dev: [[off // 512 + 1, 2]]}}, f)
+        json.dump({"devices": {dev: [[off // 512 + 1, 2]]},
+                   "topology": pmem_topology(dev, fs.size())}, f)
     fd = os.open(fs.dev, os.O_WRONLY)
     os.pwrite(fd, b"\xff" * 4096, off)
     os.fsync(fd)
@@ -41,7 +43,7 @@ def _setup(fs):
 
 def test_device_write_refused_mounted_then_clears(clearfs):
     off, bb, args = _setup(clearfs)
-    env = {"PMEM_POISON_TEST_BADBLOCKS": bb}
+    env = {"badblocks": bb}
     # mounted: the plan says offline (range given as on a mounted filesystem) ...
     mounted = dict(args, bad_ranges=[dict(args["bad_ranges"][0], filesystem={
         "device": clearfs.dev, "mountpoint": clearfs.mnt, "fstype": clearfs.fstype})])

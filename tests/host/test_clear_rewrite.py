@@ -71,13 +71,18 @@ def test_quarantine_contain_then_restore_then_release(clearfs):
     del clr["results"]
     res, p = run_module("pmem_clear", clr, clearfs.workdir, d.env)
     assert res and not res.get("failed"), (res, p.stderr)
-    assert read(qpath) == d.good
-    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
-                        clearfs.workdir)
-    assert res["changed"], p.stderr
+    # the entry closed as restored: its containment is released in the same run (mode from the
+    # write-ahead record), and the result says so
+    assert sorted(res["results"][0]["released"]) == ["chmod", "immutable", "marker", "rename"]
+    assert not os.path.exists(qpath)
     assert read(d.path) == d.good and stat.S_IMODE(os.stat(d.path).st_mode) == 0o644
     open(d.path, "ab").close()  # no longer immutable
     assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)
+    entry = L.load(d.ledger)["entries"][0]
+    assert entry["closure"]["how"] == "restored" and entry["containment"] == {}
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
+                        clearfs.workdir)
+    assert res["changed"] is False, p.stderr
 
 
 def test_readonly_mount_reported(clearfs):

@@ -1,45 +1,41 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Clearing poison: one function per method, each with its own refusal checks, and verification.
+"""Clearing poison: one function per method, each writing only through the write guard
+(``guard.guarded_write``), and verification per owner and per range.
 
 Write-ahead protocol for every clear (see ``execute``):
-  1. ``clear_planned`` appended to the entry and the ledger saved (fsynced) BEFORE touching data;
-  2. the action (rewrite / reallocate / device_write / ndctl);
-  3. verification: re-read the badblocks list(s), and for file rewrites read the range back;
-  4. ``cleared`` (plus the closure) or ``clear_failed`` appended and saved.
+  1. under the ledger lock, the action is re-checked against the current ledger and lists (an
+     entry closed by another run, a range no longer listed: skipped, and the result says so);
+  2. ``clear_planned`` appended to the entry and the ledger saved (fsynced) BEFORE touching data;
+  3. the action, through the guard (rewrite / unshare / reallocate / device_write / ndctl);
+  4. verification: the owner's pages read back as the good data (file owners), and the owner's
+     own part of the range re-read in every list;
+  5. ``cleared`` and the closure, or ``clear_failed``, appended and saved.
 A rerun that finds a ``clear_planned`` without a result first checks whether the previous run
-already completed the write (content equals the good data and the range is no longer listed) and
-then only records the result: nothing is done twice.
+already completed the write (content equals the good data) and then only records the result.
 
-Bad-range lists are read through ONE provider object: ``TopologyBadblocks`` (the facts core,
-``topology.gather_topology`` + ``ranges.gather_bad_ranges``: region lists, block-device lists and
-``ndctl list -M`` all count; a range still listed in any of them after a clear is a failure).
-``PMEM_POISON_TEST_BADBLOCKS`` (a JSON file) swaps in ``FileBadblocks`` for host tests on loop
-devices, which cannot be poisoned.
-``PMEM_POISON_TEST_CRASH_AT=<point>`` makes the process SIGKILL itself at a named point.
+Providers (the badblocks lists, the device runner, hooks at named points) are parameters; tests
+pass fakes. Nothing here reads the environment.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import ctypes.util
 import errno
 import hashlib
-import json
 import os
 import re
-import signal
-import subprocess
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as P
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     DeviceCannotClear,
-    GatherError,
-    MountedFilesystem,
     PmemError,
     SourceMismatch,
 )
@@ -47,190 +43,15 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
 PAGE = 4096
 SECTOR = 512
 ZEROS = "zeros"
-CRASH_ENV = "PMEM_POISON_TEST_CRASH_AT"
-FAKE_ENV = "PMEM_POISON_TEST_BADBLOCKS"
-CRASH_POINTS = ("after_clear_planned", "after_write", "after_verify", "after_result")
-FALLOC_FL_KEEP_SIZE = 0x01
-FALLOC_FL_PUNCH_HOLE = 0x02
-
-
-def crash_point(name):
-    """Test hook: SIGKILL this process at the named point when the env var asks for it."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-# --------------------------------------------------------------------------------------------
-# bad-range providers
-# --------------------------------------------------------------------------------------------
-
-def parse_badblocks(text):
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            out.append((int(parts[0]), int(parts[1])))
-    return out
-
-
-def _overlaps(a_off, a_len, b_off, b_len):
-    return a_off < b_off + b_len and b_off < a_off + a_len
-
-
-def range_matches(rng, listed):
-    """Does the listed BadRange ``listed`` cover any byte of the ledger range ``rng``?
-
-    Compared in region coordinates when both have them (the region list, ndctl and the block
-    device list all land there as root), else in block-device coordinates, else by id."""
-    length = rng.get("length") or 0
-    if rng.get("region") and rng.get("region_offset") is not None and \
-            listed.get("region") == rng["region"] and listed.get("region_offset") is not None:
-        return _overlaps(rng["region_offset"], length, listed["region_offset"],
-                         listed.get("length") or 0)
-    if rng.get("blockdev") and rng.get("blockdev_offset") is not None and \
-            listed.get("blockdev") == rng["blockdev"] and \
-            listed.get("blockdev_offset") is not None:
-        return _overlaps(rng["blockdev_offset"], length, listed["blockdev_offset"],
-                         listed.get("length") or 0)
-    return bool(rng.get("id")) and rng.get("id") == listed.get("id")
-
-
-def _summary(listed):
-    return dict((k, listed.get(k)) for k in ("id", "sources", "region", "region_offset",
-                                             "blockdev", "blockdev_offset", "length"))
-
-
-class SysfsBadblocks:
-    """``/sys/block/<dev>/badblocks`` only (sectors from sector 0 of the whole block device).
-
-    Kept as the base of the host-test fake; pmem_clear verifies with ``TopologyBadblocks``."""
-
-    def __init__(self, sysfs_root="/sys"):
-        self.sysfs_root = sysfs_root
-
-    def sectors(self, blockdev):
-        dev = re.sub(r"(?<=\d)p\d+$", "", os.path.basename(blockdev))
-        try:
-            with open(os.path.join(self.sysfs_root, "block", dev, "badblocks")) as f:
-                return parse_badblocks(f.read())
-        except (IOError, OSError):
-            return []
-
-    def invalidate(self):
-        """Forget any cached snapshot (called after every clear attempt)."""
-
-    def notify_written(self, blockdev, offset, length):
-        """The kernel updates its own lists; nothing to do."""
-
-    def listed(self, blockdev, offset, length):
-        """Sectors of [offset, offset+length) (bytes, whole-device) still listed."""
-        if blockdev is None or offset is None:
-            return []
-        lo, hi = offset // SECTOR, -(-(offset + length) // SECTOR)
-        return [(s, c) for s, c in self.sectors(blockdev) if s < hi and s + c > lo]
-
-    def listed_range(self, rng):
-        """Listed ranges (BadRange summaries) covering the ledger range ``rng``."""
-        blockdev, off = rng.get("blockdev"), rng.get("blockdev_offset")
-        out = []
-        for s, c in self.listed(blockdev, off, rng.get("length") or 0):
-            out.append({"id": "%s@%#x+%#x" % (blockdev, s * SECTOR, c * SECTOR),
-                        "sources": ["blockdev"], "region": None, "region_offset": None,
-                        "blockdev": blockdev, "blockdev_offset": s * SECTOR,
-                        "length": c * SECTOR})
-        return out
-
-
-class TopologyBadblocks(object):
-    """The facts core (``topology.gather_topology`` + ``ranges.gather_bad_ranges``): the region
-    lists, the block-device lists and ``ndctl list -M`` all count. One snapshot is cached until
-    ``invalidate``/``notify_written`` (every clear attempt invalidates it before verifying)."""
-
-    def __init__(self, sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl="auto",
-                 as_root=None):
-        self.roots = {"sysfs_root": sysfs_root, "proc_root": proc_root, "dev_root": dev_root}
-        self.ndctl = ndctl
-        self.as_root = as_root
-        self._ranges = None
-        self.errors = []
-        self.warnings = []
-
-    def ranges(self):
-        if self._ranges is None:
-            from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as R
-            from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as T
-            ndctl = T.find_ndctl() if self.ndctl == "auto" else self.ndctl
-            topo = T.gather_topology(ndctl=ndctl, as_root=self.as_root, **self.roots)
-            self.warnings = list(topo.get("warnings") or [])
-            self.errors = list(topo.get("errors") or [])
-            self._ranges = R.gather_bad_ranges(topo, warnings=self.warnings)
-        return self._ranges
-
-    def invalidate(self):
-        self._ranges = None
-
-    def notify_written(self, blockdev, offset, length):
-        self.invalidate()
-
-    def listed_range(self, rng):
-        found = [_summary(r) for r in self.ranges() if range_matches(rng, r)]
-        names = set(v for v in (rng.get("region"), rng.get("namespace"), rng.get("blockdev"))
-                    if v)
-        unread = [e for e in self.errors
-                  if e.get("device") in names or e.get("device") == "ndctl"]
-        if unread and not found:
-            raise GatherError("cannot verify: the lists could not be read (%s)" % "; ".join(
-                "%s: %s" % (e.get("file") or e.get("device"), e.get("message")) for e in unread),
-                device=rng.get("blockdev") or rng.get("region"), range=rng.get("id"),
-                next_step="check the device and re-run pmem_clear")
-        return found
-
-
-class FileBadblocks(SysfsBadblocks):
-    """Host-test provider: ``{"devices": {"loop0": [[sector, count]]}, "write_clears": true,
-    "write_errno": null}`` in a JSON file. A covering write removes whole sectors (e820 pmem) when
-    ``write_clears``; ``write_errno`` (e.g. 5) makes writes over listed sectors fail (QEMU)."""
-
-    def __init__(self, path):
-        SysfsBadblocks.__init__(self)
-        self.path = path
-
-    def _load(self):
-        with open(self.path) as f:
-            return json.load(f)
-
-    def sectors(self, blockdev):
-        dev = re.sub(r"(?<=\d)p\d+$", "", os.path.basename(blockdev))
-        return [tuple(x) for x in self._load().get("devices", {}).get(dev, [])]
-
-    def write_error(self, blockdev, offset, length):
-        data = self._load()
-        if data.get("write_errno") and self.listed(blockdev, offset, length):
-            return int(data["write_errno"])
-        return None
-
-    def notify_written(self, blockdev, offset, length):
-        data = self._load()
-        if not data.get("write_clears", True):
-            return
-        dev = re.sub(r"(?<=\d)p\d+$", "", os.path.basename(blockdev))
-        lo, hi = offset // SECTOR, (offset + length) // SECTOR  # whole sectors only
-        kept = []
-        for s, c in data.get("devices", {}).get(dev, []):
-            for sec in range(s, s + c):
-                if not lo <= sec < hi:
-                    kept.append([sec, 1])
-        data.setdefault("devices", {})[dev] = kept
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.rename(tmp, self.path)
+# named points where ``hooks(point)`` is called (tests kill the process there)
+HOOK_POINTS = ("after_clear_planned", "before_write", "after_write", "after_verify",
+               "after_result")
+TopologyBadblocks = listing.TopologyBadblocks
+range_matches = listing.range_matches
 
 
 def default_provider(sysfs_root="/sys", proc_root="/proc", dev_root="/dev"):
-    if os.environ.get(FAKE_ENV):
-        return FileBadblocks(os.environ[FAKE_ENV])
-    return TopologyBadblocks(sysfs_root, proc_root, dev_root)
+    return listing.TopologyBadblocks(sysfs_root, proc_root, dev_root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,14 +113,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
-
-
 def pread_exact(fd, length, offset):
     out = b""
     while len(out) < length:
@@ -310,42 +123,50 @@ def pread_exact(fd, length, offset):
     return out
 
 
-def mounted_devices(proc_root="/proc"):
-    """Set of device numbers (major, minor) with a mounted filesystem (mountinfo field 3)."""
-    out = set()
+def _rng(entry):
+    return entry.get("range") or {}
+
+
+def _partition_shift(rng):
+    """Whole-disk bytes minus filesystem-device bytes (a filesystem on a partition)."""
+    if rng.get("partition") and rng.get("partition_offset") is not None and \
+            rng.get("blockdev_offset") is not None:
+        return rng["blockdev_offset"] - rng["partition_offset"]
+    return 0
+
+
+def owner_part(entry):
+    """The owner's own bytes of the range, as a sub-range (block-device coordinates): one range
+    can span two files, and each is verified by its own part."""
+    rng, owner = _rng(entry), entry.get("owner") or {}
+    fs_off, length = owner.get("fs_offset"), owner.get("length")
+    if fs_off is None or not length or rng.get("blockdev_offset") is None:
+        return rng
+    off = fs_off + _partition_shift(rng)
+    lo, hi = max(off, rng["blockdev_offset"]), min(off + length,
+                                                   rng["blockdev_offset"] + (rng.get("length") or 0))
+    if hi <= lo or (lo == rng["blockdev_offset"] and hi - lo == rng.get("length")):
+        return rng
+    return listing.sub_range(rng, lo, hi - lo)
+
+
+def landed(fd, offset, length):
+    """Where [offset, offset+length) of the file lives now: [(fs_physical, length)] (FIEMAP)."""
+    out = []
     try:
-        with open(os.path.join(proc_root, "self", "mountinfo")) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and ":" in parts[2]:
-                    a, b = parts[2].split(":", 1)
-                    out.add((int(a), int(b)))
-    except (IOError, OSError):
-        pass
+        for logical, physical, elen, flags in F.extents(fd):
+            if flags & F.NO_PHYSICAL or logical >= offset + length or logical + elen <= offset:
+                continue
+            lo, hi = max(logical, offset), min(logical + elen, offset + length)
+            out.append((physical + lo - logical, hi - lo))
+    except (F.FiemapUnsupported, OSError):
+        return None
     return out
 
 
-_libc = None
-
-
-def fallocate(fd, mode, offset, length):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
-                                    ctypes.c_longlong]
-    if _libc.fallocate(fd, mode, offset, length) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-def _range_info(entry):
-    rng = entry.get("range") or {}
-    return rng.get("blockdev"), rng.get("blockdev_offset"), rng.get("length") or 0
-
-
 # --------------------------------------------------------------------------------------------
-# methods: each returns a details dict or raises PmemError; none touches the ledger
+# methods: each writes through the guard, returns a details dict or raises PmemError; none
+# touches the ledger
 # --------------------------------------------------------------------------------------------
 
 def good_data(entry, source, offset, length, file_size):
@@ -375,124 +196,86 @@ def good_data(entry, source, offset, length, file_size):
     return data + b"\0" * (length - len(data)), source
 
 
-def _open_target(entry):
-    """(path, read-only fd) of the damaged file, identity checked, no symlink followed."""
-    owner = entry.get("owner") or {}
-    renamed = dict((r["from"], r["to"]) for r in
-                   (entry.get("containment") or {}).get("rename", []))
-    skipped = []
-    for p in owner.get("paths") or []:
-        path = renamed.get(p, p)
-        try:
-            dfd, _name, rfd = Q.open_file_nofollow(path)
-        except Q.Skip as e:
-            skipped.append(str(e))
-            continue
-        os.close(dfd)
-        try:
-            Q.check_identity(rfd, path, owner)
-        except Q.Skip as e:
-            os.close(rfd)
-            skipped.append(str(e))
-            continue
-        return path, rfd
-    raise SourceMismatch("no usable path for the damaged file: %s" % "; ".join(skipped),
-                         range=entry["id"], next_step="re-run pmem_resolve; the file changed")
-
-
-class _Unimmutable:
-    """Lift FS_IMMUTABLE_FL for the write when our containment set it."""
-
-    def __init__(self, fd, entry):
-        self.fd, self.entry, self.flags = fd, entry, None
-
-    def __enter__(self):
-        try:
-            flags = Q.get_flags(self.fd)
-        except (IOError, OSError):
-            return self
-        if flags & Q.FS_IMMUTABLE_FL:
-            if "immutable" not in (self.entry.get("containment") or {}):
-                raise PmemError("file is immutable (not set by pmem.poison)",
-                                range=self.entry["id"], next_step="chattr -i the file")
-            Q.set_flags(self.fd, flags & ~Q.FS_IMMUTABLE_FL)
-            self.flags = flags
-        return self
-
-    def __exit__(self, *exc):
-        if self.flags is not None:
-            Q.set_flags(self.fd, self.flags)
-        return False
-
-
-def _write_error(entry, e, where):
-    blockdev, off, length = _range_info(entry)
+def _write_error(entry, e, where, ctx, mode):
+    rng = _rng(entry)
     name = errno.errorcode.get(e.errno, str(e.errno))
+    caps = ctx.device_caps(rng.get("blockdev"), (entry.get("owner") or {}).get("device"))
+    shared = (entry.get("owner") or {}).get("shared")
+    if caps.get("write_clears") is False:
+        step = "the device did not clear the poison; the data is recorded and quarantined"
+    elif shared and mode == "rewrite":
+        step = ("the page is shared (reflinked): a DAX write copies the poisoned block first; "
+                "restore it with method unshare")
+    else:
+        step = ("the write failed on %s; the data is recorded and quarantined; check the "
+                "kernel log" % (rng.get("blockdev") or "the device"))
     return DeviceCannotClear(
-        "%s failed: %s (%s)" % (where, os.strerror(e.errno), name), device=blockdev,
-        range=(entry.get("range") or {}).get("id"),
-        next_step="the device did not clear the poison; the data is recorded and quarantined",
-        details={"errno": e.errno, "errno_name": name})
+        "%s failed: %s (%s)" % (where, os.strerror(e.errno), name), device=rng.get("blockdev"),
+        range=rng.get("id"), next_step=step, details={"errno": e.errno, "errno_name": name})
 
 
-def rewrite(entry, source, provider, reallocate=False):
-    """Whole-page pwrite of good data over the owner range (optionally punching first)."""
+def rewrite(entry, source, ctx, mode="rewrite"):
+    """Whole-page write of good data over the owner's damaged pages, through the guard.
+
+    mode ``rewrite``: in place (the DAX recovery write clears the poison); ``unshare``: punch the
+    pages out of this file first, so the good data lands in a fresh block and the poisoned
+    (shared) block is never read or copied; ``reallocate``: the same for an unshared owner
+    (poison may stay in free space)."""
     owner = entry["owner"]
     offset, length = owner.get("repair_offset"), owner.get("repair_length")
-    if offset is None or offset % PAGE or not length or length % PAGE:
-        raise PmemError("repair range %s+%s is not page aligned" % (offset, length),
-                        range=entry["id"], next_step="re-run pmem_resolve")
-    if source == ZEROS and not (entry.get("closure") or {}).get("how") == "accepted_lost":
-        raise PmemError("zeros may only be written over ranges accepted as lost",
-                        range=entry["id"], next_step="accept the loss first or give a source")
-    path, fd = _open_target(entry)
-    wfd = None
-    try:
-        size = os.fstat(fd).st_size
-        data, src = good_data(entry, source, offset, length, size)
-        blockdev, boff, blen = _range_info(entry)
-        fake_err = getattr(provider, "write_error", lambda *a: None)(blockdev, boff, blen)
-        with _Unimmutable(fd, entry):
-            try:
-                # reopen the very inode for writing (no path lookup, so no race)
-                wfd = os.open("/proc/self/fd/%d" % fd, os.O_WRONLY | os.O_CLOEXEC)
-                if reallocate:
-                    fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
-                if fake_err:
-                    raise OSError(fake_err, os.strerror(fake_err))
-                pwrite_all(wfd, data, offset)
-                if os.fstat(wfd).st_size != size:
-                    os.ftruncate(wfd, size)
-                os.fsync(wfd)
-            except OSError as e:
-                raise _write_error(entry, e, "%s of %s at %d+%d" % (
-                    "reallocate" if reallocate else "rewrite", path, offset, length))
-        if boff is not None:
-            provider.notify_written(blockdev, boff, blen)  # the kernel does this in the write
-        crash_point("after_write")
-        back = pread_exact(fd, min(length, max(0, size - offset)), offset)
-        if back != data[:len(back)]:
-            raise PmemError("read-back of %s at %d differs from what was written" % (path, offset),
-                            range=entry["id"], next_step="check the device")
-    finally:
-        if wfd is not None:
-            os.close(wfd)
-        os.close(fd)
-    return {"method": "reallocate" if reallocate else "rewrite", "path": path,
-            "offset": offset, "length": length, "source": src or ZEROS,
-            "sha256": sha256(data[:max(0, min(length, size - offset))])}
+    rng = _rng(entry)
+
+    def write(target):
+        data, src = good_data(entry, source, offset, length, target.size)
+        try:
+            ctx.hooks("before_write")
+            if mode in ("unshare", "reallocate"):
+                target.punch(offset, length)
+            target.pwrite(data, offset)
+            target.restore_size()
+            target.fsync()
+        except OSError as e:
+            where_text = "%s of %s at %d+%d" % (mode, target.path, offset, length)
+            raise _write_error(entry, e, where_text, ctx, mode)
+        # where the good data went: in place for a rewrite (the recorded block), a fresh block
+        # (FIEMAP) after a punch; the provider learns it (the kernel clears what it writes)
+        where = landed(target.fd, offset, length)
+        if mode == "rewrite":
+            part = owner_part(entry)
+            if part.get("blockdev_offset") is not None:
+                ctx.badblocks.notify_written(rng.get("blockdev"), part["blockdev_offset"],
+                                             part.get("length") or 0)
+        else:
+            for phys, n in where or []:
+                ctx.badblocks.notify_written(rng.get("blockdev"), phys + _partition_shift(rng), n)
+        ctx.hooks("after_write")
+        n = max(0, min(length, target.size - offset))
+        try:
+            back = target.read_back(n, offset)
+        except OSError as e:
+            raise PmemError("read-back of %s at %d failed: %s" % (target.path, offset,
+                                                                  os.strerror(e.errno)),
+                            device=rng.get("blockdev"), range=entry["id"],
+                            next_step="the data did not reach good media; the entry stays open")
+        if back != data[:n]:
+            raise PmemError("read-back of %s at %d differs from what was written"
+                            % (target.path, offset), range=entry["id"],
+                            next_step="check the device")
+        return {"method": mode, "path": target.path, "offset": offset, "length": length,
+                "source": src or ZEROS, "sha256": sha256(data[:n]),
+                "landed": [[p + _partition_shift(rng), k] for p, k in where or []]}
+    return G.guarded_write(entry, mode, ctx, write, source=source)
 
 
-def already_rewritten(entry, source):
+def already_rewritten(entry, source, ctx):
     """After a crash: does the file already hold the good data (so the write is not repeated)?"""
     owner = entry["owner"]
     offset, length = owner.get("repair_offset"), owner.get("repair_length")
     try:
-        path, fd = _open_target(entry)
+        fd, path, size = G.open_file(entry, "rewrite", ctx)
     except PmemError:
         return None
     try:
-        size = os.fstat(fd).st_size
         data, _src = good_data(entry, source, offset, length, size)
         n = max(0, min(length, size - offset))
         try:
@@ -502,86 +285,55 @@ def already_rewritten(entry, source):
         if back == data[:n]:
             return {"method": "rewrite", "path": path, "offset": offset, "length": length,
                     "source": source, "sha256": sha256(back), "completed_by_previous_run": True}
+    except PmemError:
+        return None
     finally:
         os.close(fd)
     return None
 
 
-def device_write(entry, provider, dev_root="/dev", proc_root="/proc", blocked_devs=None):
-    """Zeros over whole sectors through the unmounted block device."""
-    owner = entry.get("owner") or {}
-    closed_lost = (entry.get("closure") or {}).get("how") == "accepted_lost"
-    if owner.get("kind") not in ("free", "raw", "unknown") and not closed_lost:
-        raise PmemError("device_write only covers ranges with no file owner or accepted as lost "
-                        "(owner kind %s)" % owner.get("kind"), range=entry["id"],
-                        next_step="restore the file (rewrite) or accept the loss")
-    blockdev, off, length = _range_info(entry)
-    if not blockdev or off is None:
-        raise PmemError("range has no block-device offset (outside the data area)",
-                        range=entry["id"], next_step="clear with the namespace in raw mode")
-    rng = entry.get("range") or {}
-    # write through the partition when the range is inside one: the other partitions of the
-    # same disk may stay mounted (an O_EXCL open of the whole disk fails while any is claimed)
-    shift = 0
-    if rng.get("partition") and rng.get("partition_offset") is not None:
-        dev = os.path.join(dev_root, os.path.basename(rng["partition"]))
-        shift = off - rng["partition_offset"]
-    else:
-        dev = os.path.join(dev_root, re.sub(r"(?<=\d)p\d+$", "", blockdev))
-    lo = off // SECTOR * SECTOR
-    hi = -(-(off + length) // SECTOR) * SECTOR
-    try:
-        fd = os.open(dev, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
-    except OSError as e:
-        if e.errno == errno.EBUSY:
-            raise MountedFilesystem("%s is in use (mounted or held open)" % dev, device=dev,
-                                    range=entry["range"].get("id"),
-                                    next_step="unmount every filesystem on it first")
-        raise PmemError("cannot open %s: %s" % (dev, os.strerror(e.errno)), device=dev)
-    try:
-        st = os.fstat(fd)
-        mounted = blocked_devs if blocked_devs is not None else mounted_devices(proc_root)
-        if (os.major(st.st_rdev), os.minor(st.st_rdev)) in mounted:
-            raise MountedFilesystem("%s is mounted" % dev, device=dev,
-                                    range=entry["range"].get("id"),
-                                    next_step="unmount it first")
-        fake_err = getattr(provider, "write_error", lambda *a: None)(blockdev, off, length)
+def device_write(entry, ctx):
+    """Zeros over whole sectors through the unmounted pmem block device (or its partition)."""
+    def write(target):
         try:
-            if fake_err:
-                raise OSError(fake_err, os.strerror(fake_err))
-            pwrite_all(fd, b"\0" * (hi - lo), lo - shift)
-            os.fsync(fd)
+            ctx.hooks("before_write")
+            target.pwrite(b"\0" * (target.hi - target.lo), target.lo)
+            target.fsync()
         except OSError as e:
-            raise _write_error(entry, e, "write of %s at %d+%d" % (dev, lo, hi - lo))
-        provider.notify_written(blockdev, lo, hi - lo)
-        crash_point("after_write")
-    finally:
-        os.close(fd)
-    return {"method": "device_write", "device": dev, "offset": lo - shift, "length": hi - lo,
-            "blockdev_offset": lo}
+            raise _write_error(entry, e, "write of %s at %d+%d" % (
+                target.name, target.lo, target.hi - target.lo), ctx, "device_write")
+        ctx.badblocks.notify_written(target.blockdev, target.lo + target.shift,
+                                     target.hi - target.lo)
+        ctx.hooks("after_write")
+        return {"method": "device_write", "device": target.name, "offset": target.lo,
+                "length": target.hi - target.lo, "blockdev": target.blockdev,
+                "blockdev_offset": target.lo + target.shift}
+    return G.guarded_write(entry, "device_write", ctx, write)
 
 
-def ndctl_clear(entry, runner=None, proc_root="/proc"):
+def ndctl_clear(entry, ctx):
     """``ndctl clear-errors <namespace>`` (argument list, never a shell string)."""
-    ns = (entry.get("range") or {}).get("namespace")
-    if not ns:
-        raise PmemError("range has no namespace", range=entry["id"],
-                        next_step="use device_write")
-    argv = ["ndctl", "clear-errors", ns]
-    runner = runner or (lambda a: subprocess.run(a, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.PIPE,
-                                                 universal_newlines=True, check=False))
-    proc = runner(argv)
-    if proc.returncode != 0:
-        raise DeviceCannotClear("ndctl clear-errors failed: %s" % (proc.stderr or "").strip(),
-                                device=ns, range=(entry.get("range") or {}).get("id"),
-                                next_step="this bus cannot clear; recreate the namespace")
-    return {"method": "ndctl", "argv": argv, "stdout": proc.stdout}
+    def write(target):
+        ctx.hooks("before_write")
+        proc = target.run()
+        if proc.returncode != 0:
+            raise DeviceCannotClear("ndctl clear-errors failed: %s" % (proc.stderr or "").strip(),
+                                    device=target.namespace, range=_rng(entry).get("id"),
+                                    next_step="this bus cannot clear; recreate the namespace")
+        ctx.badblocks.invalidate()
+        ctx.hooks("after_write")
+        return {"method": "ndctl", "argv": target.argv, "stdout": proc.stdout}
+    return G.guarded_write(entry, "ndctl", ctx, write)
 
 
 def verify(entry, provider):
     """Listed ranges (summaries) still covering the entry's range: [] means cleared."""
-    return provider.listed_range(entry.get("range") or {})
+    return provider.listed_range(_rng(entry))
+
+
+def verify_owner(entry, provider):
+    """Listed ranges still covering this owner's own part of the range."""
+    return provider.listed_range(owner_part(entry))
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,66 +343,97 @@ def verify(entry, provider):
 def _pending_plan(entry):
     """The last clear_planned event if no result followed it."""
     for ev in reversed(entry.get("history", [])):
-        if ev["event"] in ("cleared", "clear_failed"):
+        if ev.get("event") in ("cleared", "clear_failed", "restored"):
             return None
-        if ev["event"] == "clear_planned":
+        if ev.get("event") == "clear_planned":
             return ev
     return None
 
 
-def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
-            proc_root="/proc"):
+METHOD_OF_ACTION = {"rewrite": "rewrite", "reallocate": "reallocate",
+                    "device_write": "device_write", "ndctl_clear": "ndctl"}
+
+
+def still_true(entry, action, ctx):
+    """None when the action still applies to the current ledger and lists, else why not."""
+    if entry is None:
+        return "entry %s is not in the ledger" % action["entry_id"]
+    method = action.get("method") if action["action"] == "rewrite" and \
+        action.get("method") == "unshare" else METHOD_OF_ACTION[action["action"]]
+    closure = entry.get("closure") or {}
+    if closure.get("how") == "restored":
+        return "already restored (%s by %s)" % (closure.get("at"), closure.get("by"))
+    if closure.get("how") == "not_file_data_cleared":
+        return "already cleared (%s)" % closure.get("at")
+    if method in ("device_write", "ndctl") or closure.get("how") == "accepted_lost":
+        last = L.last_poison_event(entry)
+        if last is not None and last.get("event") == "cleared" and not _listed_or_unknown(
+                entry, ctx.badblocks):
+            return "already cleared (%s) and no longer listed" % last.get("at")
+    return None
+
+
+def _listed_or_unknown(entry, provider):
+    """Listed summaries, or True when the lists cannot tell (then nothing counts as cleared)."""
+    try:
+        return verify(entry, provider)
+    except PmemError:
+        return True
+
+
+def execute(store, action, provider=None, check=False, runner=None, dev_root="/dev",
+            proc_root="/proc", hooks=None, ctx=None):
     """Carry out one clear action (from plan.plan_actions) against ``store`` (a LedgerStore).
 
-    Returns a result dict {entry_id, action, changed, status: cleared|failed|skipped|planned,
-    details, error}. Raises nothing for per-range failures; they are in the result and the
-    ledger (clear_failed)."""
+    Returns a result dict {entry_id, action, changed, status: cleared|restored|failed|skipped|
+    planned, details, error}. Raises nothing for per-range failures; they are in the result and
+    the ledger (clear_failed)."""
+    ctx = ctx or G.WriteContext(provider, dev_root=dev_root, proc_root=proc_root, runner=runner,
+                                hooks=hooks)
     eid = action["entry_id"]
     res = {"entry_id": eid, "action": action["action"], "range_id": action.get("range_id"),
            "changed": False, "status": None, "details": {}, "error": None}
     entry = store.entry(eid)
-    if entry is None:
-        res.update(status="skipped", error="entry %s is not in the ledger" % eid)
+    why_not = still_true(entry, action, ctx)
+    if why_not:
+        res.update(status="skipped", details={"reason": why_not})
         return res
-    method = {"rewrite": "rewrite", "reallocate": "reallocate", "device_write": "device_write",
-              "ndctl_clear": "ndctl"}[action["action"]]
+    method = METHOD_OF_ACTION[action["action"]]
+    if method == "rewrite" and action.get("method") == "unshare":
+        method = "unshare"
     source = action.get("source")
     pending = _pending_plan(entry)
     if method == "reallocate" and any(
-            h["event"] in ("cleared", "clear_failed")
-            and h["details"].get("method") == "reallocate" for h in entry["history"]):
+            h.get("event") in ("cleared", "clear_failed")
+            and (h.get("details") or {}).get("method") == "reallocate" for h in entry["history"]):
         res.update(status="skipped", details={"reason": "already reallocated; poison stays in "
                                                         "free space until cleared offline"})
         return res
     if check:
         res.update(status="planned", changed=True)
         return res
-    if pending is not None and method == "rewrite":
-        done = already_rewritten(entry, pending["details"].get("source") or source)
-        provider.invalidate()
-        if done is not None and not verify(entry, provider):
-            entry = L.apply_event(entry, "cleared", None, dict(done, verified=True))
-            entry = _close_after_clear(entry, done)
-            store.update(entry)
-            store.commit()
-            res.update(status="cleared", changed=True, details=done)
-            return res
+    if pending is not None and method in ("rewrite", "unshare"):
+        done = already_rewritten(entry, (pending.get("details") or {}).get("source") or source,
+                                 ctx)
+        if done is not None:
+            done["method"] = (pending.get("details") or {}).get("method") or method
+            return _record_file_result(store, entry, done, ctx, res)
     planned = {"method": method, "source": source, "offset": action.get("offset"),
                "length": action.get("length"), "pid": os.getpid()}
     store.update(L.apply_event(entry, "clear_planned", None, planned))
     store.commit()  # write-ahead: fsynced before the action
-    crash_point("after_clear_planned")
+    ctx.hooks("after_clear_planned")
     entry = store.entry(eid)
     try:
-        if method in ("rewrite", "reallocate"):
-            details = rewrite(entry, source, provider, reallocate=(method == "reallocate"))
+        if method in ("rewrite", "reallocate", "unshare"):
+            details = rewrite(entry, source, ctx, mode=method)
         elif method == "device_write":
-            details = device_write(entry, provider, dev_root, proc_root)
+            details = device_write(entry, ctx)
         else:
-            details = ndctl_clear(entry, runner, proc_root)
-        provider.invalidate()  # verify on a fresh read of every list
-        still = verify(entry, provider)
-        crash_point("after_verify")
+            details = ndctl_clear(entry, ctx)
+    except G.AlreadyDone as e:
+        res.update(status="skipped", details={"reason": e.message})
+        return res
     except (PmemError, OSError) as e:
         if not isinstance(e, PmemError):
             e = PmemError("%s failed: %s" % (method, e), range=eid)
@@ -659,38 +442,118 @@ def execute(store, action, provider, check=False, runner=None, dev_root="/dev",
         store.commit()
         res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
-    if still:
-        rng = entry.get("range") or {}
-        text = str(PmemError(
-            "range still listed after %s: %s" % (method, ", ".join(
-                "%s (%s list)" % (r.get("id"), "/".join(r.get("sources") or ["?"]))
-                for r in still)),
-            device=rng.get("blockdev") or rng.get("region"), range=rng.get("id"),
-            next_step="the device did not clear the poison; the entry stays as recorded"
-                      + (" (the file itself reads back good data)" if method == "reallocate"
-                         else "; restore the data elsewhere or clear offline")))
-        fail = dict(details, method=method, still_listed=still, msg=text)
-        if method == "reallocate":
-            fail.update(file_rewritten=True, poison_remains_in_free_space=True)
+    if (entry.get("owner") or {}).get("kind") == "file":
+        return _record_file_result(store, entry, details, ctx, res)
+    ctx.badblocks.invalidate()
+    try:
+        still = verify(entry, ctx.badblocks)
+    except PmemError as e:
+        fail = dict(e.to_dict(), method=method, written=details)
         store.update(L.apply_event(entry, "clear_failed", None, fail))
         store.commit()
-        res.update(status="failed", changed=True, details=fail,
-                   error=None if method == "reallocate" else text)
+        res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
+    ctx.hooks("after_verify")
+    if still:
+        return _record_failure(store, entry, details, still, method, ctx, res)
     details["verified"] = True
     entry = L.apply_event(entry, "cleared", None, details)
-    if method != "reallocate":
-        entry = _close_after_clear(entry, details)
+    entry = _close_after_clear(entry, details)
     store.update(entry)
     store.commit()
-    crash_point("after_result")
+    ctx.hooks("after_result")
     res.update(status="cleared", changed=True, details=details)
-    if (entry.get("owner") or {}).get("kind") == "file" and entry.get("state") == "closed":
-        # After the record: a crash here leaves a stale marker that `state: released` refreshes.
-        _unused, skipped = Q.refresh_marker(entry, store.path)
-        if skipped:
-            res["marker_skipped"] = skipped
     return res
+
+
+def _listed_text(still):
+    return ", ".join("%s (%s list)" % (r.get("id"), "/".join(r.get("sources") or ["?"]))
+                     for r in still)
+
+
+def _record_failure(store, entry, details, still, method, ctx, res):
+    rng = _rng(entry)
+    caps = ctx.device_caps(rng.get("blockdev"), (entry.get("owner") or {}).get("device"),
+                           rng.get("namespace"))
+    if caps.get("write_clears") is False:
+        step = "the device did not clear the poison; the entry stays as recorded"
+    elif method == "ndctl":
+        step = ("ndctl clear-errors returned success but the range is still listed; start a "
+                "scrub and re-check, or recreate the namespace")
+    else:
+        step = ("the write reached the range but it is still listed (the list may lag a scrub, "
+                "or the platform refused the clear); re-check after a scrub, the entry stays "
+                "as recorded")
+    text = str(PmemError("range still listed after %s: %s" % (method, _listed_text(still)),
+                         device=rng.get("blockdev") or rng.get("region"), range=rng.get("id"),
+                         next_step=step))
+    fail = dict(details, method=method, still_listed=still, msg=text)
+    if method == "reallocate":
+        fail.update(file_rewritten=True, poison_remains_in_free_space=True)
+    store.update(L.apply_event(entry, "clear_failed", None, fail))
+    store.commit()
+    res.update(status="failed", changed=True, details=fail,
+               error=None if method == "reallocate" else text)
+    return res
+
+
+def _record_file_result(store, entry, details, ctx, res):
+    """A file owner's data reads back good: verify its own part of the range, then close it.
+
+    * own part no longer listed: ``cleared`` + closed as restored;
+    * unshared (reflinked owner moved to a fresh block): closed as restored; the poison stays in
+      the block the other owners still share (or free space once none is left), not a failure;
+    * reallocated: the file is good, the poison may stay in free space: the entry stays open;
+    * still listed under a rewrite in place: ``clear_failed``, open, with the real cause."""
+    method = details.get("method")
+    ctx.badblocks.invalidate()
+    try:
+        still = verify_owner(entry, ctx.badblocks)
+    except PmemError as e:
+        # the data is good again, but whether the poison is gone cannot be told: stay open
+        fail = dict(e.to_dict(), method=method, data_restored=True, sha256=details.get("sha256"))
+        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.commit()
+        res.update(status="failed", changed=True, error=str(e), details=fail)
+        return res
+    ctx.hooks("after_verify")
+    if still and method in ("rewrite", "reallocate"):
+        return _record_failure(store, entry, details, still, method, ctx, res)
+    details = dict(details, verified=True, owner_part_listed=bool(still))
+    if still:
+        details["poison_stays_with"] = ("the block still shared by the other owners of this "
+                                        "range, or free space once they are restored too")
+    else:
+        entry = L.apply_event(entry, "cleared", None, details)
+    entry = _close_after_clear(entry, details)
+    if still and entry.get("state") != "closed":
+        entry = L.apply_event(entry, "clear_failed", None, details)
+    store.update(entry)
+    store.commit()
+    ctx.hooks("after_result")
+    res.update(status="cleared" if not still else "restored", changed=True, details=details)
+    if entry.get("state") == "closed":
+        release_after_restore(store, entry, res, ctx.hooks)
+    return res
+
+
+def release_after_restore(store, entry, res, hooks=None):
+    """The entry closed: undo its containment (write-ahead, see quarantine.release_entry) and
+    bring the marker in line. A crash here leaves what `state: released` finishes."""
+    if entry.get("containment"):
+        def journal(e):
+            store.update(e)
+            store.commit()
+        new, rel = Q.release_entry(entry, store.path, journal=journal, hooks=hooks)
+        if new != entry:
+            journal(new)
+        res["released"] = rel.get("released") or []
+        if rel.get("skipped"):
+            res["release_skipped"] = rel["skipped"]
+        return
+    _unused, skipped = Q.refresh_marker(entry, store.path)
+    if skipped:
+        res["marker_skipped"] = skipped
 
 
 def _close_after_clear(entry, details):
@@ -698,10 +561,12 @@ def _close_after_clear(entry, details):
         return entry
     kind = (entry.get("owner") or {}).get("kind")
     if kind == "file":
-        if details.get("source") in (None, ZEROS):
+        if details.get("method") == "reallocate" or details.get("source") in (None, ZEROS):
             return entry  # zeros only over accepted (already closed) entries
         return L.close_entry(entry, "restored", None, by="pmem_clear",
-                             why="rewritten from a known-good copy",
+                             why="rewritten from a known-good copy" + (
+                                 " into a fresh block (unshared)"
+                                 if details.get("method") == "unshare" else ""),
                              source=details.get("source"), sha256=details.get("sha256"))
     return L.close_entry(entry, "not_file_data_cleared", None, by="pmem_clear",
                          why="%s verified" % details.get("method"))
@@ -728,18 +593,120 @@ def listed_facts(ledger, provider):
     seen = {}
     for entry in ledger.get("entries", []):
         rng = entry.get("range") or {}
-        if rng.get("id") and rng["id"] not in seen and verify(entry, provider):
+        if rng.get("id") and rng["id"] not in seen and _listed_or_unknown(entry, provider):
             seen[rng["id"]] = rng
     return {"bad_ranges": list(seen.values())}
+
+
+def _sources_for(policy, source, entry_ids, ledger):
+    sources = dict(policy.get("restore_sources") or {})
+    if source is None:
+        return sources
+    for entry in ledger["entries"]:
+        if entry_ids is not None and entry["id"] not in entry_ids:
+            continue
+        for p in (entry.get("owner") or {}).get("paths") or []:
+            sources.setdefault(p, source)
+    return sources
+
+
+def already_done(store, results, actions):
+    """Skipped results for the resolver's owners whose entries another run (or an earlier one)
+    already closed: the run says so instead of acting on them again."""
+    planned = set(a["entry_id"] for a in actions)
+    out, seen = [], set()
+    for result in results or []:
+        for owner in result.get("owners") or []:
+            eid = L.entry_id(result.get("range_id"), owner)
+            entry = store.entry(eid)
+            if eid in planned or eid in seen or entry is None or entry.get("state") != "closed":
+                continue
+            seen.add(eid)
+            closure = entry.get("closure") or {}
+            out.append({"entry_id": eid, "action": None, "range_id": result.get("range_id"),
+                        "changed": False, "status": "skipped", "error": None,
+                        "details": {"reason": "already %s (%s by %s)" % (
+                            closure.get("how"), closure.get("at"), closure.get("by"))}})
+    return out
+
+
+def range_verdicts(store, results, provider):
+    """Per range touched in this run: is it still listed, and why (once every owner was
+    handled)? ``[{range_id, listed, owners, open_owners, unshared, cause}]``."""
+    by_range = {}
+    for r in results:
+        if r.get("status") in ("cleared", "restored", "failed") and r.get("range_id"):
+            by_range.setdefault(r["range_id"], []).append(r)
+    verdicts = []
+    for rid, rs in sorted(by_range.items()):
+        entries = [e for e in store.data["entries"] if (e.get("range") or {}).get("id") == rid]
+        if not entries:
+            continue
+        provider.invalidate()
+        try:
+            listed = verify(entries[0], provider)
+        except PmemError as e:
+            verdicts.append({"range_id": rid, "listed": None, "owners": [r["entry_id"] for r in rs],
+                             "open_owners": [], "unshared": [], "cause": str(e)})
+            continue
+        open_ids = [e["id"] for e in entries if e.get("state") == "open"]
+        unshared = [r["entry_id"] for r in rs if (r.get("details") or {}).get("method") == "unshare"]
+        cause = None
+        free_id = None
+        if listed:
+            if unshared and not open_ids:
+                free_id = record_free_space(store, entries)
+                cause = ("every file owner was restored away from the poisoned block: it is "
+                         "free space now%s, left for an offline window" % (
+                             " (recorded as %s)" % free_id if free_id else ""))
+            elif open_ids:
+                cause = "other owners of the range are still open: %s" % ", ".join(open_ids)
+            else:
+                cause = "still listed after every owner was handled"
+        verdicts.append({"range_id": rid, "listed": bool(listed),
+                         "owners": [r["entry_id"] for r in rs], "open_owners": open_ids,
+                         "unshared": unshared, "cause": cause, "free_space_entry": free_id})
+    return verdicts
+
+
+def record_free_space(store, entries):
+    """Every file owner of a still-listed range was unshared away from it: the poisoned block
+    is free space now. Record it as the resolver will report it (same entry id and owner
+    fields), so the next converge finds it known and plans the offline clear (changed=0).
+    Only when the unshared owners' parts cover the whole range; else the next resolve says."""
+    rng = dict(entries[0].get("range") or {})
+    fs = rng.get("filesystem") or {}
+    covered = set()
+    for e in entries:
+        o = e.get("owner") or {}
+        if o.get("kind") != "file" or o.get("fs_offset") is None or not o.get("length"):
+            return None
+        covered.update(range(o["fs_offset"], o["fs_offset"] + o["length"], SECTOR))
+    if fs.get("offset") is None or not rng.get("length") or not fs.get("device") or \
+            covered != set(range(fs["offset"], fs["offset"] + rng["length"], SECTOR)):
+        return None
+    owner = {"kind": "free", "range_id": rng.get("id"), "device": fs.get("device"),
+             "mountpoint": fs.get("mountpoint"), "fstype": fs.get("fstype"), "inode": None,
+             "generation": None, "paths": [], "file_offset": None, "length": rng["length"],
+             "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
+             "metadata_kind": None, "processes": [],
+             "reason": None, "fs_offset": fs["offset"]}
+    store.data, changes = L.merge_detections(store.data, [{"range_id": rng["id"],
+                                                           "owners": [owner]}], [rng])
+    store.commit()
+    return L.entry_id(rng["id"], owner) if changes or L.find_entry(
+        store.data, L.entry_id(rng["id"], owner)) else None
 
 
 def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=None,
               policy=None, results=None, facts=None, capabilities=None, check=False,
               lock_timeout=30.0, provider=None, runner=None, dev_root="/dev", proc_root="/proc",
-              sysfs_root="/sys", accepted_by=None, accepted_reason=None):
+              sysfs_root="/sys", accepted_by=None, accepted_reason=None, hooks=None):
     """Plan and carry out clears. Returns the module result dict (never raises PmemError for a
-    per-range failure; LedgerLocked/GatherError propagate with nothing changed)."""
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as P
+    per-range failure; LedgerLocked/GatherError propagate with nothing changed).
+
+    ``provider`` (the badblocks lists and topology), ``runner`` (device commands) and ``hooks``
+    (called at HOOK_POINTS) are for tests; the defaults are the real ones."""
     provider = provider or default_provider(sysfs_root, proc_root, dev_root)
     policy = dict(policy or {})
     policy["method"] = dict(policy.get("method") or {})
@@ -749,30 +716,37 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
         for kind in ("free", "raw", "devdax"):
             policy["method"][kind] = method
     caps = merge_capabilities(probe_capabilities(sysfs_root), capabilities)
+    norm = P.normalize_policy(policy)
+    ctx = G.WriteContext(provider, capabilities=caps,
+                         consent={"offline_window": norm["offline_window_allowed"]},
+                         dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks)
     out = {"changed": False, "plan": [], "results": [], "ledger_path": ledger_path,
-           "failed": False, "msg": ""}
+           "failed": False, "msg": "", "ranges": [], "check_mode": bool(check)}
     with L.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
-        if results:
-            store.data = L.merge_detections(store.data, results,
+        # everything below sees the ledger and the lists as they are now, under the lock
+        fresh = listing.drop_stale_reopens(store.data, results, provider)
+        # planned from the ledger before this run records anything, so the plan (and check
+        # mode's summary) shows the records too
+        ledger_before = store.data
+        if fresh:
+            store.data = L.merge_detections(store.data, fresh,
                                             (facts or {}).get("bad_ranges"))[0]
             store.commit()
-        if source is not None:
-            sources = dict(policy.get("restore_sources") or {})
-            for entry in store.data["entries"]:
-                if entry_ids and entry["id"] not in entry_ids:
-                    continue
-                for p in (entry.get("owner") or {}).get("paths") or []:
-                    sources.setdefault(p, source)
-            policy["restore_sources"] = sources
+        policy["restore_sources"] = _sources_for(policy, source, entry_ids, store.data)
         use_facts = facts if facts is not None else listed_facts(store.data, provider)
-        actions = P.plan_actions(use_facts, results or [], store.data, policy, caps)
-        if entry_ids:
+        actions = P.plan_actions(use_facts, fresh, ledger_before, policy, caps)
+        if entry_ids is not None:
             actions = [a for a in actions if a["entry_id"] in entry_ids]
         out["plan"] = actions
         errors = []
         for a in actions:
             if a["action"] == "accept_loss":
                 entry = store.entry(a["entry_id"])
+                if entry is None or entry.get("state") == "closed":
+                    out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
+                                           "status": "skipped", "changed": False,
+                                           "details": {"reason": "entry already closed"}})
+                    continue
                 if check:
                     out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
                                            "status": "planned", "changed": True})
@@ -784,9 +758,8 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
                 store.commit()
                 out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
                                        "status": "closed", "changed": True})
-            elif a["action"] in ("rewrite", "reallocate", "device_write", "ndctl_clear"):
-                r = execute(store, a, provider, check=check, runner=runner, dev_root=dev_root,
-                            proc_root=proc_root)
+            elif a["action"] in METHOD_OF_ACTION:
+                r = execute(store, a, check=check, ctx=ctx)
                 out["results"].append(r)
                 if r["error"]:
                     errors.append("%s: %s" % (a["entry_id"], r["error"]))
@@ -794,16 +767,19 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
                 errors.append(str(PmemError(a["reason"], device=a.get("device"),
                                             range=a.get("range_id"),
                                             next_step=a.get("next_step"))))
+        out["results"].extend(already_done(store, results, actions))
+        if not check:
+            out["ranges"] = range_verdicts(store, out["results"], provider)
         summary = P.summarize(actions)
         if summary["failed"]:
             errors.append(summary["msg"])
         out["changed"] = store.changed or any(r.get("changed") for r in out["results"])
         out["diff"] = store.diff()
         out["open_entries"] = [e["id"] for e in L.open_entries(store.data)]
+    out["summary"] = P.describe(actions, check=check)
     if errors:
         out["failed"] = True
         out["msg"] = "; ".join(errors)
     else:
-        out["msg"] = "%d action(s), %d clear(s)" % (
-            len(out["plan"]), len([r for r in out["results"] if r.get("status") == "cleared"]))
+        out["msg"] = ("check mode: " if check else "") + out["summary"]
     return out

@@ -144,9 +144,10 @@ def _file_plan(eid, entry, bad_range, owner, policy, caps, kernel, listed):
         if "quarantined" not in history or entry is None:
             out.append(_base(eid, bad_range, owner, action="quarantine",
                              reason="mark every path with user.pmem_poison.lost_ranges"))
-        if policy["containment"]:
-            out.append(_base(eid, bad_range, owner, action="contain",
-                             method=",".join(policy["containment"]),
+        missing = [c for c in policy["containment"]
+                   if c not in ((entry or {}).get("containment") or {})]
+        if missing:
+            out.append(_base(eid, bad_range, owner, action="contain", method=",".join(missing),
                              reason="containment requested by policy"))
 
     method = policy["method"]["file"]
@@ -192,6 +193,18 @@ def _file_plan(eid, entry, bad_range, owner, policy, caps, kernel, listed):
                                 "then clear the range"]))
         return out
 
+    # a shared (reflinked) page: a DAX write to it copies the poisoned block first (EIO on 6.1)
+    # and a copy-on-write leaves the poison with the other owners either way. Restore this owner
+    # away from the block: punch the page out of this file, write the good page into a fresh
+    # block. It needs no clear from the device, so no capability refuses it.
+    if owner.get("shared") and method in ("rewrite", "auto") and source:
+        out.append(_base(eid, bad_range, owner, action="rewrite", method="unshare", source=source,
+                         reason=("unshare from %s: punch the shared page out of this file and "
+                                 "write the good page into a fresh block" % source)
+                         if source != ZEROS else "unshare with zeros (loss accepted)",
+                         device=dev_name and ("/dev/" + os.path.basename(dev_name)), **rng))
+        return out
+
     # the clearing matrix (docs/pmem-poison-facts section 4)
     write_clears = caps.get("write_clears")
     if listed and write_clears is False:
@@ -233,6 +246,17 @@ def _file_plan(eid, entry, bad_range, owner, policy, caps, kernel, listed):
                      else "rewrite with zeros (loss accepted)", device=dev_name
                      and ("/dev/" + os.path.basename(dev_name)), **rng))
     return out
+
+
+def _needs_window(eid, bad_range, owner, method, rng):
+    """Device writes and ndctl clear-errors take the namespace's data offline: only with the
+    operator's opt-in, even when nothing is mounted on it now."""
+    return _base(eid, bad_range, owner, action="offline_required", method=method,
+                 offline_window=False,
+                 steps=["keep the namespace unmounted and unused",
+                        "pmem_clear method=%s with policy.offline_window_allowed: true" % method],
+                 reason="%s needs the offline-window opt-in (policy.offline_window_allowed is "
+                        "false)" % method, **rng)
 
 
 def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
@@ -285,6 +309,8 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
                                  reason="%s has no clear-error command (ndctl clear-errors fails: "
                                         "scrub not supported)" % _bus_text(caps),
                                  next_step="use device_write on an e820 namespace, or accept", **rng)]
+        if not policy["offline_window_allowed"]:
+            return lead + [_needs_window(eid, bad_range, owner, "ndctl", rng)]
         return lead + [_base(eid, bad_range, owner, action="ndctl_clear", method="ndctl",
                              namespace=bad_range.get("namespace"),
                              reason="ndctl clear-errors on the unmounted namespace", **rng)]
@@ -300,6 +326,8 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
         return lead + [_base(eid, bad_range, owner, action="offline_required",
                              reason="range is outside the block device data area",
                              steps=["namespace in raw mode or region-level clear"], **rng)]
+    if not policy["offline_window_allowed"]:
+        return lead + [_needs_window(eid, bad_range, owner, "device_write", rng)]
     return lead + [_base(eid, bad_range, owner, action="device_write", method="device_write",
                          device="/dev/%s" % bad_range.get("blockdev"),
                          reason="whole-sector write on the unmounted block device", **rng)]
@@ -333,7 +361,9 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
             if eid not in seen:
                 seen.add(eid)
                 pairs.append((eid, ranges.get(rid) or {"id": rid}, owner))
-    for entry in L.open_entries(ledger):
+    # the merged ledger: an entry re-keyed by identity (device names moved) is planned once, under
+    # its stable id, never again under the old name-based one
+    for entry in L.open_entries(merged):
         if entry["id"] not in seen:
             seen.add(entry["id"])
             rng = entry.get("range") or {}
@@ -392,3 +422,30 @@ def summarize(actions):
     return {"failed": True, "msg": "; ".join(
         "%s range %s: %s. Next step: %s" % (a.get("device"), a.get("range_id"), a.get("reason"),
                                             ", ".join(a.get("steps") or [])) for a in failing)}
+
+
+def describe(actions, check=False):
+    """One line per host saying what the run does (or, in check mode, would do): records,
+    markers, restores from which copy, ranges that need an offline window, refusals."""
+    def count(kind):
+        return len([a for a in actions if a["action"] == kind])
+    parts = []
+    for kind, text in (("record", "record %d"), ("quarantine", "mark %d file(s)"),
+                       ("contain", "contain %d"), ("accept_loss", "accept %d loss(es)")):
+        if count(kind):
+            parts.append(text % count(kind))
+    for a in actions:
+        if a["action"] in ("rewrite", "reallocate"):
+            parts.append("%s %s from %s" % ("unshare" if a.get("method") == "unshare"
+                                            else a["action"], a.get("path"), a.get("source")))
+        elif a["action"] in ("device_write", "ndctl_clear"):
+            parts.append("%s %s on %s" % (a["action"], a.get("range_id"), a.get("device")
+                                          or a.get("namespace")))
+    offline = [a for a in actions if a["action"] == "offline_required"]
+    if offline:
+        parts.append("%d range(s) need an offline window (%s)" % (
+            len(offline), ", ".join(sorted(set(a.get("range_id") or "?" for a in offline)))))
+    if count("refuse"):
+        parts.append("%d refused" % count("refuse"))
+    text = "; ".join(parts) if parts else "nothing to do"
+    return ("would: " + text) if check else text

@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import errno
 import fcntl
 import json
@@ -26,6 +27,7 @@ import stat
 import struct
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 XATTR = "user.pmem_poison.lost_ranges"
@@ -232,13 +234,114 @@ def _qname(entry, path, index):
     return "ino%s.%d.%s" % (owner.get("inode"), index, os.path.basename(path))
 
 
-def quarantine_entry(entry, ledger_path, containment=(), check=False):
+def _no_journal(entry):
+    """Default journal: keep the entry in memory only (unit tests of the pure steps)."""
+
+
+def _no_hooks(point):
+    """Default hook: nothing (tests pass a callable that kills the process at a point)."""
+
+
+def _journal(work, cont, journal):
+    """Persist the working entry (fsynced ledger through ``journal``) with ``cont``."""
+    work["containment"] = copy.deepcopy(cont)
+    journal(copy.deepcopy(work))
+
+
+def _our_file(path, owner):
+    """Is ``path`` (no symlink followed) the damaged inode? True / False."""
+    try:
+        dfd, _name, fd = open_file_nofollow(path)
+    except Skip:
+        return False
+    try:
+        check_identity(fd, path, owner)
+        return True
+    except Skip:
+        return False
+    finally:
+        os.close(fd)
+        os.close(dfd)
+
+
+def _current(path, cont):
+    return dict((r["from"], r["to"]) for r in cont.get("rename", [])).get(path, path)
+
+
+def recover_pending(entry, cont):
+    """Finish or forget the containment steps a killed run had announced (``cont["pending"]``):
+    a step whose effect is on disk is recorded as done, one that never happened is dropped (the
+    caller does it again, or not). Returns messages for steps that cannot be decided."""
+    owner = entry.get("owner") or {}
+    unsure = []
+    for intent in list(cont.get("pending") or []):
+        step = intent.get("step")
+        decided = True
+        if step == "rename":
+            if _our_file(intent["to"], owner):
+                cont.setdefault("rename", []).append({"from": intent["from"], "to": intent["to"]})
+            elif not _our_file(intent["from"], owner):
+                decided = False
+        elif step == "unrename":
+            if _our_file(intent["from"], owner):
+                cont["rename"] = [r for r in cont.get("rename", []) if r["from"] != intent["from"]]
+                if not cont["rename"]:
+                    del cont["rename"]
+            elif not _our_file(intent["to"], owner):
+                decided = False
+        elif step in ("chmod", "unchmod", "immutable", "unimmutable"):
+            path = intent.get("path")
+            try:
+                dfd, _name, fd = open_file_nofollow(path)
+            except Skip:
+                unsure.append("pending %s of %s: file not found there" % (step, path))
+                continue
+            try:
+                check_identity(fd, path, owner)
+                mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                flags = None
+                try:
+                    flags = get_flags(fd)
+                except (IOError, OSError):
+                    pass
+                if step == "chmod" and mode == intent["new"]:
+                    cont["chmod"] = {"mode": intent["old"]}
+                elif step == "unchmod" and mode == intent["mode"]:
+                    cont.pop("chmod", None)
+                elif step == "immutable" and flags is not None and flags & FS_IMMUTABLE_FL:
+                    cont["immutable"] = {"was_set": intent["was_set"]}
+                elif step == "unimmutable" and flags is not None and \
+                        not flags & FS_IMMUTABLE_FL:
+                    cont.pop("immutable", None)
+            except Skip as e:
+                unsure.append("pending %s: %s" % (step, e))
+                continue
+            finally:
+                os.close(fd)
+                os.close(dfd)
+        if decided:
+            cont["pending"].remove(intent)
+        else:
+            unsure.append("pending %s %s -> %s: the file is at neither path"
+                          % (step, intent.get("from"), intent.get("to")))
+    if not cont.get("pending"):
+        cont.pop("pending", None)
+    return unsure
+
+
+def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=None, hooks=None):
     """Mark and contain the file of one open file-data entry.
+
+    Write-ahead: each containment step is announced in ``entry['containment']['pending']`` and
+    persisted through ``journal(entry)`` (the fsynced ledger) before it happens, and recorded as
+    done after; a rerun after a kill finishes or forgets the step (``recover_pending``).
 
     Returns ``(new_entry, result)``; result = {entry_id, changed, marked, contained, skipped[]}.
     The new entry carries a ``quarantined`` event (only when something changed) and the original
     values needed to undo containment in ``entry['containment']``.
     """
+    journal = journal or _no_journal
+    hooks = hooks or _no_hooks
     owner = entry.get("owner") or {}
     result = {"entry_id": entry["id"], "changed": False, "marked": [], "contained": [],
               "skipped": []}
@@ -248,19 +351,25 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False):
     if entry.get("state") != "open":
         result["skipped"].append("entry is closed: not quarantined")
         return entry, result
-    cont = dict(entry.get("containment") or {})
+    work = copy.deepcopy(entry)
+    cont = copy.deepcopy(entry.get("containment") or {})
+    before = copy.deepcopy(cont)
+    if cont.get("pending") and not check:
+        result["skipped"].extend(recover_pending(work, cont))
     paths = list(owner.get("paths") or [])
-    renamed = dict((r["from"], r["to"]) for r in cont.get("rename", []))
     done = []
+    size_seen = None
     for index, path in enumerate(paths):
-        cur = renamed.get(path, path)
+        cur = _current(path, cont)
         try:
             dfd, name, fd = open_file_nofollow(cur)
         except Skip as e:
             result["skipped"].append(str(e))
             continue
         try:
-            check_identity(fd, cur, owner)
+            st = check_identity(fd, cur, owner)
+            if size_seen is None:
+                size_seen = st.st_size
             # one inode, several links: the marker is per inode; mark once
             if _write_marker(fd, cur, marker_for(read_marker(fd), entry, ledger_path), check):
                 result["changed"] = True
@@ -274,33 +383,63 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False):
             if "chmod" in containment and "chmod" not in cont:
                 if flags is not None and flags & FS_IMMUTABLE_FL:
                     raise Skip("%s is immutable: cannot chmod (chattr -i first)" % cur)
-                cont["chmod"] = {"mode": stat.S_IMODE(os.fstat(fd).st_mode)}
+                old = stat.S_IMODE(os.fstat(fd).st_mode)
                 if not check:
+                    cont.setdefault("pending", []).append(
+                        {"step": "chmod", "path": cur, "old": old, "new": 0})
+                    _journal(work, cont, journal)
+                    hooks("before_chmod")
                     os.fchmod(fd, 0)
+                    hooks("after_chmod")
+                    cont["pending"] = [p for p in cont["pending"] if p.get("step") != "chmod"]
+                    if not cont["pending"]:
+                        del cont["pending"]
+                cont["chmod"] = {"mode": old}
+                if not check:
+                    _journal(work, cont, journal)
                 result["changed"] = True
                 done.append("chmod")
-            if "rename" in containment and path not in renamed:
+            if "rename" in containment and _current(path, cont) == path:
                 if flags is not None and flags & FS_IMMUTABLE_FL:
                     raise Skip("%s is immutable: cannot rename (chattr -i first)" % cur)
                 qfd = ensure_qdir(owner.get("mountpoint") or "/", check)
                 target = _qname(entry, path, index)
+                to = os.path.join(owner.get("mountpoint") or "/", QDIR, target)
                 try:
                     if not check:
+                        intent = {"step": "rename", "from": path, "to": to}
+                        cont.setdefault("pending", []).append(intent)
+                        _journal(work, cont, journal)
+                        hooks("before_rename")
                         os.rename(name, target, src_dir_fd=dfd, dst_dir_fd=qfd)
+                        hooks("after_rename")
+                        cont["pending"].remove(intent)
+                        if not cont["pending"]:
+                            del cont["pending"]
                 finally:
                     if qfd is not None:
                         os.close(qfd)
-                to = os.path.join(owner.get("mountpoint") or "/", QDIR, target)
                 cont.setdefault("rename", []).append({"from": path, "to": to})
-                renamed[path] = to
+                if not check:
+                    _journal(work, cont, journal)
                 result["changed"] = True
                 done.append("rename")
             if "immutable" in containment and index == len(paths) - 1 and "immutable" not in cont:
                 if flags is None:
                     raise Skip("%s: filesystem has no inode flags; immutable not set" % cur)
-                cont["immutable"] = {"was_set": bool(flags & FS_IMMUTABLE_FL)}
-                if not check and not flags & FS_IMMUTABLE_FL:
+                was_set = bool(flags & FS_IMMUTABLE_FL)
+                if not check and not was_set:
+                    cont.setdefault("pending", []).append(
+                        {"step": "immutable", "path": _current(path, cont), "was_set": was_set})
+                    _journal(work, cont, journal)
+                    hooks("before_immutable")
                     set_flags(fd, flags | FS_IMMUTABLE_FL)
+                    hooks("after_immutable")
+                    cont["pending"] = [p for p in cont["pending"]
+                                       if p.get("step") != "immutable"]
+                    if not cont["pending"]:
+                        del cont["pending"]
+                cont["immutable"] = {"was_set": was_set}
                 result["changed"] = True
                 done.append("immutable")
         except Skip as e:
@@ -310,9 +449,9 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False):
         finally:
             os.close(fd)
             os.close(dfd)
-    result["contained"] = sorted(cont)
+    result["contained"] = sorted(k for k in cont if k != "pending")
     new = entry
-    if result["changed"] or cont != (entry.get("containment") or {}):
+    if result["changed"] or cont != before:
         new = L.apply_event(entry, "quarantined", None,
                             {"done": done, "paths": result["marked"],
                              "skipped": result["skipped"]})
@@ -321,24 +460,47 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False):
             and result["marked"]:
         new = L.apply_event(entry, "quarantined", None, {"done": [], "paths": result["marked"]})
         result["changed"] = True
+    if new is not entry and size_seen is not None and owner.get("size") is None:
+        # the size the write guard holds the file to (a restore into a file that grew or
+        # shrank since it was recorded is refused)
+        new["owner"] = dict(new.get("owner") or {}, size=size_seen)
     return new, result
 
 
-def release_entry(entry, ledger_path, check=False):
-    """Undo containment of a closed entry (reverse order) and update the marker: a restored
-    range leaves the marker, an accepted loss stays listed as ``accepted_lost``."""
+def release_entry(entry, ledger_path, check=False, journal=None, hooks=None):
+    """Undo containment of a closed entry (reverse order: immutable, renames, chmod) and update
+    the marker: a restored range leaves the marker, an accepted loss stays listed as
+    ``accepted_lost``. Write-ahead like quarantine_entry: each undo is announced, then done."""
+    journal = journal or _no_journal
+    hooks = hooks or _no_hooks
     result = {"entry_id": entry["id"], "changed": False, "released": [], "skipped": []}
     if entry.get("state") != "closed":
         result["skipped"].append("entry %s is open: containment is released only after it is "
                                  "restored or accepted as lost" % entry["id"])
         return entry, result
     owner = entry.get("owner") or {}
-    cont = dict(entry.get("containment") or {})
-    renames = list(cont.get("rename", []))
-    paths = [dict((r["from"], r["to"]) for r in renames).get(p, p) for p in owner.get("paths") or []]
+    work = copy.deepcopy(entry)
+    cont = copy.deepcopy(entry.get("containment") or {})
+    before = copy.deepcopy(cont)
+    if cont.get("pending") and not check:
+        result["skipped"].extend(recover_pending(work, cont))
+    paths = [_current(p, cont) for p in owner.get("paths") or []]
     if not paths:
         return entry, result
     undone = []
+
+    def step(intent, point, action):
+        if check:
+            return
+        cont.setdefault("pending", []).append(intent)
+        _journal(work, cont, journal)
+        hooks("before_" + point)
+        action()
+        hooks("after_" + point)
+        cont["pending"].remove(intent)
+        if not cont["pending"]:
+            del cont["pending"]
+
     try:
         dfd, name, fd = open_file_nofollow(paths[-1])
     except Skip as e:
@@ -349,11 +511,14 @@ def release_entry(entry, ledger_path, check=False):
         if "immutable" in cont:
             if not cont["immutable"].get("was_set"):
                 flags = get_flags(fd)
-                if flags & FS_IMMUTABLE_FL and not check:
-                    set_flags(fd, flags & ~FS_IMMUTABLE_FL)
+                if flags & FS_IMMUTABLE_FL:
+                    step({"step": "unimmutable", "path": paths[-1]}, "unimmutable",
+                         lambda: set_flags(fd, flags & ~FS_IMMUTABLE_FL))
             del cont["immutable"]
+            if not check:
+                _journal(work, cont, journal)
             undone.append("immutable")
-        for r in list(renames):
+        for r in list(cont.get("rename", [])):
             src_dir, src_name = os.path.split(r["to"])
             dst_dir, dst_name = os.path.split(r["from"])
             sfd = open_dir_nofollow(src_dir)
@@ -364,20 +529,21 @@ def release_entry(entry, ledger_path, check=False):
                     raise Skip("cannot move %s back: %s exists again" % (r["to"], r["from"]))
                 except OSError:
                     pass
-                if not check:
-                    os.rename(src_name, dst_name, src_dir_fd=sfd, dst_dir_fd=ddfd)
+                step({"step": "unrename", "from": r["from"], "to": r["to"]}, "unrename",
+                     lambda: os.rename(src_name, dst_name, src_dir_fd=sfd, dst_dir_fd=ddfd))
             finally:
                 os.close(sfd)
                 os.close(ddfd)
-            renames.remove(r)
-            undone.append("rename")
-        if renames:
-            cont["rename"] = renames
-        else:
-            cont.pop("rename", None)
-        if "chmod" in cont:
+            cont["rename"] = [x for x in cont.get("rename", []) if x["from"] != r["from"]]
+            if not cont["rename"]:
+                del cont["rename"]
             if not check:
-                os.fchmod(fd, cont["chmod"]["mode"])
+                _journal(work, cont, journal)
+            undone.append("rename")
+        if "chmod" in cont:
+            mode = cont["chmod"]["mode"]
+            step({"step": "unchmod", "path": _current(owner["paths"][-1], cont), "mode": mode},
+                 "unchmod", lambda: os.fchmod(fd, mode))
             del cont["chmod"]
             undone.append("chmod")
         if _write_marker(fd, paths[-1], marker_for(read_marker(fd), entry, ledger_path), check):
@@ -390,7 +556,7 @@ def release_entry(entry, ledger_path, check=False):
         os.close(fd)
         os.close(dfd)
     new = entry
-    if undone:
+    if undone or cont != before:
         new = L.apply_event(entry, "released", None, {"undone": undone,
                                                       "skipped": result["skipped"]})
         new["containment"] = cont
@@ -409,11 +575,22 @@ def accept_loss(entry, by, why, at=None):
 
 def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, bad_ranges=None,
                    entry_ids=None, containment=(), by=None, why=None, check=False,
-                   lock_timeout=30.0):
-    """The pmem_quarantine run: record first (saved before any file is touched), then act."""
+                   lock_timeout=30.0, badblocks=None, hooks=None):
+    """The pmem_quarantine run: record first (saved before any file is touched), then act.
+
+    ``badblocks`` (the lists, default the facts core's) is consulted only for results that would
+    reopen an entry verified cleared; ``hooks`` is called at the containment write-ahead points.
+    Tests pass both."""
     out = {"changed": False, "entries": [], "recorded": [], "ledger_path": ledger_path}
     touched = set()
     with L.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
+        def journal(entry):
+            store.update(entry)
+            store.commit()
+
+        if results:
+            provider = badblocks or listing.TopologyBadblocks()
+            results = listing.drop_stale_reopens(store.data, results, provider)
         if results:
             store.data, out["recorded"] = L.merge_detections(store.data, results, bad_ranges)
             touched.update(c["entry_id"] for c in out["recorded"])
@@ -453,13 +630,14 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
                         out["entries"].append({"entry_id": entry["id"], "changed": False,
                                                "skipped": ["entry is open or not contained"]})
                     continue
-                new, res = release_entry(entry, ledger_path, check)
+                new, res = release_entry(entry, ledger_path, check, journal, hooks)
                 out["entries"].append(res)
             else:
                 if entry.get("state") != "open" or \
                         (entry.get("owner") or {}).get("kind") != "file":
                     continue
-                new, res = quarantine_entry(entry, ledger_path, containment, check)
+                new, res = quarantine_entry(entry, ledger_path, containment, check, journal,
+                                            hooks)
                 out["entries"].append(res)
             if new != entry:
                 touched.add(entry["id"])

@@ -12,7 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing as C
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.tests.support.pmem_fakes import FileBadblocks, \
+    write_error_hook
 
 E820 = {"kernel": "6.1.0", "devices": {"pmem9": {"bus_kind": "e820", "write_clears": True,
                                                  "ndctl_clear": False}}}
@@ -42,7 +45,7 @@ def world(tmp_path):
                           "dax": True, "offset": 1048576 + 4096}}
     ledger_path = str(tmp_path / "state" / "ledger.json")
     return SimpleNamespace(f=f, src=src, bb=bb, owner=owner, rng=rng, ledger=ledger_path,
-                           provider=C.FileBadblocks(str(bb)),
+                           provider=FileBadblocks(str(bb)),
                            results=[{"range_id": rng["id"], "owners": [owner]}],
                            facts={"bad_ranges": [rng]})
 
@@ -114,12 +117,10 @@ def test_device_refuses_in_plan(world):
 
 def test_write_error_recorded_as_clear_failed(world):
     w = world
-    data = json.loads(w.bb.read_text())
-    data["write_errno"] = 5
-    w.bb.write_text(json.dumps(data))
     caps = {"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": None}}}
     out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
-                      capabilities=caps, provider=w.provider)
+                      capabilities=caps, provider=w.provider,
+                      hooks=write_error_hook(w.provider, 5))
     assert out["failed"] and "Input/output error" in out["msg"] and "EIO" in out["msg"]
     entry = L.load(w.ledger)["entries"][0]
     assert entry["state"] == "open"
@@ -150,7 +151,7 @@ def test_pending_plan_completed_without_second_write(world, monkeypatch):
     w.f.write_bytes(GOOD)  # the killed run had written
     w.bb.write_text(json.dumps({"devices": {"pmem9": []}}))
     calls = []
-    monkeypatch.setattr(C, "pwrite_all", lambda *a: calls.append(a))
+    monkeypatch.setattr(G._Target, "pwrite", lambda *a: calls.append(a))
     out = C.run_clear(w.ledger, "auto", source=str(w.src), capabilities=E820,
                       provider=w.provider)
     assert not out["failed"] and calls == []
@@ -167,6 +168,26 @@ def test_source_size_mismatch(world):
     assert out["failed"] and "not a copy" in out["msg"]
 
 
+class _Listed(object):
+    """A provider that lists every range and knows one namespace (for the ndctl path)."""
+
+    def __init__(self, listed=True):
+        self.listed = listed
+
+    def topology(self):
+        return {"namespaces": {"namespace0.0": {"name": "namespace0.0", "blockdev": "pmem0"}},
+                "blockdevs": {}, "mounts": []}
+
+    def invalidate(self):
+        pass
+
+    def notify_written(self, *a):
+        pass
+
+    def listed_range(self, rng):
+        return [dict(rng, sources=["region"])] if self.listed else []
+
+
 def test_ndctl_argv_no_shell(world):
     calls = []
 
@@ -174,9 +195,12 @@ def test_ndctl_argv_no_shell(world):
         calls.append(argv)
         return SimpleNamespace(returncode=1, stdout="",
                                stderr="Unable to determine scrub state: Operation not supported")
-    entry = {"id": "e", "range": {"id": "r", "namespace": "namespace0.0"}, "owner": {}}
+    entry = {"id": "e", "range": {"id": "r", "namespace": "namespace0.0"},
+             "owner": {"kind": "free"}}
+    ctx = G.WriteContext(_Listed(), capabilities={"devices": {"namespace0.0": {
+        "ndctl_clear": True}}}, consent={"offline_window": True}, runner=runner)
     with pytest.raises(C.DeviceCannotClear, match="scrub state"):
-        C.ndctl_clear(entry, runner)
+        C.ndctl_clear(entry, ctx)
     assert calls == [["ndctl", "clear-errors", "namespace0.0"]]
 
 
@@ -197,25 +221,6 @@ def test_probe_capabilities(tmp_path):
     assert caps["pmem0"]["write_clears"] is True and caps["pmem0"]["bus_kind"] == "e820"
     assert caps["pmem1"]["write_clears"] is False and "QEMU" in caps["pmem1"]["description"]
     assert caps["pmem2"]["ndctl_clear"] is True
-
-
-def test_sysfs_provider(tmp_path):
-    d = tmp_path / "block" / "pmem0"
-    d.mkdir(parents=True)
-    (d / "badblocks").write_text("8 8\n100 1\n")
-    p = C.SysfsBadblocks(str(tmp_path))
-    assert p.listed("pmem0p1", 4096, 4096) == [(8, 8)]
-    assert p.listed("pmem0", 0, 4096) == []
-    assert p.listed("nosuch", 0, 4096) == []
-
-
-def test_provider_device_names_not_mangled(tmp_path):
-    d = tmp_path / "block" / "loop0"
-    d.mkdir(parents=True)
-    (d / "badblocks").write_text("0 8\n")
-    p = C.SysfsBadblocks(str(tmp_path))
-    assert p.listed("loop0", 0, 4096) == [(0, 8)]
-    assert p.listed("loop0p1", 0, 4096) == [(0, 8)]
 
 
 def test_merge_capabilities_given_wins_probe_fills():
@@ -304,6 +309,8 @@ def test_topology_provider_counts_ndctl_list(synth_tree):
 def test_clear_still_in_region_list_is_failure(synth_tree, tmp_path):
     """ndctl clear-errors 'succeeds' but the region list still reports the range: failed,
     recorded as clear_failed, entry open, message names device, range, lists and next step."""
+    with open(os.path.join(synth_tree["proc_root"], "self", "mountinfo"), "w") as f:
+        f.write("")  # the namespace is unmounted (the guard refuses ndctl on a mounted one)
     p = C.TopologyBadblocks(ndctl=None, as_root=True, **synth_tree)
     entry = _pmem0_entry(p)
     ledger_path = str(tmp_path / "l" / "ledger.json")
@@ -317,8 +324,10 @@ def test_clear_still_in_region_list_is_failure(synth_tree, tmp_path):
             f.write("")  # only the block-device list is emptied
         return SimpleNamespace(returncode=0, stdout="", stderr="")
     action = {"action": "ndctl_clear", "entry_id": entry["id"], "range_id": entry["range"]["id"]}
+    ctx = G.WriteContext(p, capabilities={"devices": {"pmem0": {"ndctl_clear": True}}},
+                         consent={"offline_window": True}, runner=runner)
     with L.LedgerStore(ledger_path) as store:
-        res = C.execute(store, action, p, runner=runner)
+        res = C.execute(store, action, ctx=ctx)
     assert res["status"] == "failed"
     assert "still listed" in res["error"] and "region list" in res["error"]
     assert "pmem0" in res["error"] and entry["range"]["id"] in res["error"]
@@ -328,26 +337,76 @@ def test_clear_still_in_region_list_is_failure(synth_tree, tmp_path):
     assert [h["event"] for h in saved["history"]][-2:] == ["clear_planned", "clear_failed"]
 
 
-def test_device_write_goes_through_the_partition(tmp_path):
-    """A range inside pmem9p2 is written through /dev/pmem9p2 at the partition offset (the
-    other partitions of the disk may stay mounted)."""
+def test_device_write_refuses_a_regular_file_posing_as_the_device(tmp_path):
+    """The record says pmem9p2 and sysfs agrees it is a pmem partition, but /dev/pmem9p2 is a
+    regular file: refused by name, nothing written (the guard opens only block devices whose
+    device number is sysfs's)."""
     dev = tmp_path / "dev"
     dev.mkdir()
     (dev / "pmem9p2").write_bytes(b"\xff" * 65536)
-    proc = tmp_path / "proc" / "self"
-    proc.mkdir(parents=True)
-    (proc / "mountinfo").write_text("")
     bb = tmp_path / "bb.json"
     part_start = 1 << 20
-    bb.write_text(json.dumps({"devices": {"pmem9": [[(part_start + 8192) // 512, 8]]}}))
+    partitions = {"pmem9p2": {"start": part_start, "size": 1 << 20, "dev": "259:11"}}
+    topology = {"blockdevs": {"pmem9": {"namespace": "namespace9.0", "size": 1 << 30,
+                                        "dev": "259:9", "partitions": partitions}},
+                "namespaces": {"namespace9.0": {"data_size": 1 << 30}}}
+    bb.write_text(json.dumps({"devices": {"pmem9": [[(part_start + 8192) // 512, 8]]},
+                              "topology": topology}))
     entry = {"id": "e", "owner": {"kind": "free"}, "closure": None,
              "range": {"id": "r", "blockdev": "pmem9", "partition": "pmem9p2",
                        "blockdev_offset": part_start + 8192, "partition_offset": 8192,
                        "length": 4096}}
-    p = C.FileBadblocks(str(bb))
-    out = C.device_write(entry, p, dev_root=str(dev), proc_root=str(tmp_path / "proc"))
-    assert out["device"] == str(dev / "pmem9p2") and out["offset"] == 8192
-    data = (dev / "pmem9p2").read_bytes()
-    assert data[8192:12288] == b"\0" * 4096
-    assert data[:8192] == b"\xff" * 8192 and data[12288:] == b"\xff" * (65536 - 12288)
-    assert C.verify(entry, p) == []
+    p = FileBadblocks(str(bb))
+    ctx = G.WriteContext(p, capabilities=E820, consent={"offline_window": True},
+                         dev_root=str(dev), proc_root=str(tmp_path / "proc"))
+    with pytest.raises(G.GuardRefused) as e:
+        C.device_write(entry, ctx)
+    assert "not a block device" in str(e.value) and "pmem9p2" in str(e.value)
+    assert "Next step" in str(e.value)
+    assert (dev / "pmem9p2").read_bytes() == b"\xff" * 65536
+    assert C.verify(entry, p)  # still listed: nothing was cleared
+
+
+def test_a_device_without_a_badblocks_list_is_never_verified_cleared(world, tmp_path):
+    """The file's range is on a device no badblocks list covers (here: none at all): the data is
+    written and reads back good, but the entry stays open with clear_failed naming the device."""
+    w = world
+    sysfs = tmp_path / "emptysys"
+    (sysfs / "block").mkdir(parents=True)
+    (tmp_path / "noproc" / "self").mkdir(parents=True)
+    (tmp_path / "noproc" / "self" / "mountinfo").write_text("")
+    provider = C.TopologyBadblocks(sysfs_root=str(sysfs), proc_root=str(tmp_path / "noproc"),
+                                   dev_root=str(tmp_path), ndctl=None, as_root=True)
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=provider, sysfs_root=str(sysfs))
+    assert out["failed"] and "no badblocks list covers" in out["msg"] and "pmem9" in out["msg"]
+    entry = L.load(w.ledger)["entries"][0]
+    assert entry["state"] == "open" and entry["history"][-1]["event"] == "clear_failed"
+    assert entry["history"][-1]["details"]["data_restored"] is True
+
+
+def test_check_mode_plans_the_whole_run_and_says_so(world):
+    """New poison under a file with a copy: check mode records nothing, writes nothing, and says
+    it would record, mark and rewrite from that copy."""
+    w = world
+    before = snapshot(w)
+    out = C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                      provider=w.provider, policy={"restore_sources": {str(w.f): str(w.src)}},
+                      check=True)
+    assert snapshot(w) == before and out["check_mode"] is True
+    assert out["msg"].startswith("check mode: would: record 1; mark 1 file(s)")
+    assert "rewrite %s from %s" % (w.f, w.src) in out["summary"]
+
+
+def test_an_entry_restored_by_another_run_is_skipped_and_said(world):
+    w = world
+    C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                capabilities=E820, provider=w.provider)
+    before = snapshot(w)
+    # a second run planned from the same facts and results, gathered before the first acted
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      capabilities=E820, provider=w.provider)
+    assert not out["failed"] and not out["changed"], out
+    assert snapshot(w) == before  # not reopened, not written twice
+    assert [r["status"] for r in out["results"]] == ["skipped"]
+    assert out["results"][0]["details"]["reason"].startswith("already restored")

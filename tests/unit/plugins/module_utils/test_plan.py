@@ -95,9 +95,14 @@ def test_free_space_mounted_left_for_offline():
 
 def test_free_space_unmounted_device_write_or_refuse():
     owner = {"kind": "free", "range_id": brange()["id"], "device": "/dev/pmem1"}
+    # without the offline-window opt-in: an offline plan, never a device write
     acts = run(brange(mounted=False), owner)
+    assert kinds(acts)[-1] == "offline_required" and acts[-1]["offline_window"] is False
+    assert "offline_window_allowed" in acts[-1]["reason"]
+    window = {"offline_window_allowed": True}
+    acts = run(brange(mounted=False), owner, policy=window)
     assert kinds(acts)[-1] == "device_write" and acts[-1]["offset"] == 65536
-    acts = run(brange(mounted=False), owner, caps=QEMU)
+    acts = run(brange(mounted=False), owner, caps=QEMU, policy=window)
     assert kinds(acts)[-1] == "refuse" and "QEMU" in acts[-1]["reason"]
 
 
@@ -196,6 +201,29 @@ def test_raw_namespace_accepted_by_device_path_then_ndctl():
     assert kinds(acts)[-1] == "record"
     for item in ("/dev/pmem1", "/dev/pmem*", L.entry_id(owner["range_id"], owner)):
         acts = run(brange(mounted=False), owner, caps=nfit,
-                   policy={"method": {"raw": "ndctl"}, "accepted_loss": [item]})
+                   policy={"method": {"raw": "ndctl"}, "accepted_loss": [item],
+                           "offline_window_allowed": True})
         assert kinds(acts)[-2:] == ["accept_loss", "ndctl_clear"], (item, kinds(acts))
         assert acts[-1]["namespace"] == "namespace1.0"
+
+
+def test_shared_owner_is_unshared_not_rewritten_in_place():
+    """A reflinked page on DAX cannot be rewritten in place (6.1 copies the poisoned block
+    first): the plan restores the owner into a fresh block, on any bus."""
+    owner = dict(fowner(), shared=True)
+    acts = run(brange(), owner, {"restore_sources": {"/mnt/p/db/a": "/b/a"}})
+    assert acts[-1]["action"] == "rewrite" and acts[-1]["method"] == "unshare"
+    assert "fresh block" in acts[-1]["reason"] and acts[-1]["source"] == "/b/a"
+    qemu = run(brange(), owner, {"restore_sources": {"/mnt/p/db/a": "/b/a"}}, caps=QEMU)
+    assert qemu[-1]["method"] == "unshare"  # needs no clear from the device
+
+
+def test_describe_says_what_check_mode_would_do():
+    acts = run(brange(), fowner(), {"restore_sources": {"/mnt/p/db/a": "/b/a"},
+                                    "containment": ["chmod"]})
+    text = P.describe(acts, check=True)
+    assert text.startswith("would: ") and "rewrite /mnt/p/db/a from /b/a" in text
+    assert "mark 1 file(s)" in text and "contain 1" in text
+    free = run(brange(mounted=False), {"kind": "free", "range_id": brange()["id"],
+                                       "device": "/dev/pmem1"})
+    assert "need an offline window" in P.describe(free)

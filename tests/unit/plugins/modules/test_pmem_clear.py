@@ -16,19 +16,27 @@ import pytest
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
 MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
+HARNESS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "support",
+                       "module_with_fakes.py")
 E820 = {"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": True}}}
 GOOD = os.urandom(12288)
 
 
-def run_module(name, args, tmp_path, env=None, check=False, diff=False):
+def run_module(name, args, tmp_path, fakes=None, check=False, diff=False):
+    """The module in a process of its own; ``fakes`` (badblocks file, kill point) are passed to
+    its core as parameters by tests/support/module_with_fakes.py."""
     args = dict(args)
     args["_ansible_check_mode"] = check
     args["_ansible_diff"] = diff
     argfile = tmp_path / ("args-%s.json" % name)
     argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    p = subprocess.run([sys.executable, os.path.join(MODULES, name + ".py"), str(argfile)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=dict(os.environ, **(env or {})), universal_newlines=True, check=False)
+    argv = [sys.executable, os.path.join(MODULES, name + ".py"), str(argfile)]
+    if fakes:
+        fakefile = tmp_path / ("fakes-%s.json" % name)
+        fakefile.write_text(json.dumps(fakes))
+        argv = [sys.executable, HARNESS, name, str(argfile), str(fakefile)]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
     try:
         return json.loads(p.stdout), p
     except ValueError:
@@ -54,7 +62,7 @@ def setup(tmp_path):
             "entry_ids": [L.entry_id(rid, owner)],
             "results": [{"range_id": rid, "owners": [owner]}], "bad_ranges": [rng],
             "capabilities": E820}
-    return f, args, {"PMEM_POISON_TEST_BADBLOCKS": str(bb)}
+    return f, args, {"badblocks": str(bb)}
 
 
 def test_module_rewrite_check_diff_idempotent(setup, tmp_path):
@@ -67,6 +75,8 @@ def test_module_rewrite_check_diff_idempotent(setup, tmp_path):
     assert res["changed"] and not res.get("failed"), (res, p.stderr)
     assert f.read_bytes() == GOOD
     assert '"restored"' in res["diff"]["after"] and res["open_entries"] == []
+    with open(env["badblocks"]) as fake:
+        assert json.load(fake)["devices"]["pmem9"] == []  # the fake list saw the write
     again = dict(args)
     del again["results"], again["bad_ranges"]
     res, p = run_module("pmem_clear", again, tmp_path, env)
