@@ -75,70 +75,31 @@ active:
   type: str
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch
 
-
-def _systemctl(module, *args):
-    systemctl = module.get_bin_path("systemctl", required=True)
-    return module.run_command([systemctl] + list(args))
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    result = {"changed": False, "updated": [], "active": "unknown"}
-    version, wanted = watch.desired_files(ledger_path=p["ledger_path"])
-    if p["state"] == "absent":
-        present = [path for path, _data, _mode in wanted if os.path.exists(path)]
-        result["updated"] = present
-        if present and not module.check_mode:
-            _systemctl(module, "disable", "--now", watch.UNIT_NAME)
-            for path in present:
-                try:
-                    os.unlink(path)
-                except OSError as exc:
-                    module.fail_json(msg="cannot remove %s: %s; remove it by hand" % (path, exc.strerror), **result)
-            _systemctl(module, "daemon-reload")
-        result["changed"] = bool(present)
-        result["active"] = _systemctl(module, "is-active", watch.UNIT_NAME)[1].strip() or "inactive"
-        module.exit_json(**result)
+    module, _raw = module_result.new_module(AnsibleModule, _load_params, "pmem_watcher",
+                                            ARGUMENT_SPEC, supports_check_mode=True)
 
-    stale = watch.stale_files(wanted)
-    result["version"] = version
-    result["updated"] = [path for path, _data, _mode in stale]
-    active = _systemctl(module, "is-active", watch.UNIT_NAME)[1].strip()
-    enabled = _systemctl(module, "is-enabled", watch.UNIT_NAME)[1].strip()
-    result["changed"] = bool(stale) or active != "active" or enabled != "enabled"
-    if module.check_mode or not result["changed"]:
-        result["active"] = active
-        module.exit_json(**result)
-    for path, data, mode in stale:
-        try:
-            watch.install_file(path, data, mode)
-        except (IOError, OSError) as exc:
-            module.fail_json(msg="cannot write %s: %s; check that %s is writable by root and has space"
-                             % (path, exc.strerror, os.path.dirname(path)), **result)
-    if any(path == watch.UNIT_PATH for path in result["updated"]):
-        _systemctl(module, "daemon-reload")
-    rc, _out, err = _systemctl(module, "enable", watch.UNIT_NAME)
-    if rc != 0:
-        module.fail_json(msg="systemctl enable %s failed: %s" % (watch.UNIT_NAME, err.strip()), **result)
-    verb = "restart" if stale or active == "active" else "start"
-    rc, _out, err = _systemctl(module, verb, watch.UNIT_NAME)
-    if rc != 0:
-        module.fail_json(msg="systemctl %s %s failed: %s; see journalctl -u %s"
-                         % (verb, watch.UNIT_NAME, err.strip(), watch.UNIT_NAME), **result)
-    result["active"] = _systemctl(module, "is-active", watch.UNIT_NAME)[1].strip()
+    def body():
+        p = module.params
+        _inputs.raise_problems([_inputs.ledger_path_problem(p["ledger_path"])])
+        systemctl = module.get_bin_path("systemctl", required=True)
+        return watch.converge(state=p["state"], ledger_path=p["ledger_path"], check=module.check_mode,
+                              systemctl=lambda *args: module.run_command([systemctl] + list(args)))
+
+    result = module_result.run(module, "pmem_watcher", body,
+                               {"changed": False, "updated": [], "active": "unknown"})
     module.exit_json(**result)
 
 

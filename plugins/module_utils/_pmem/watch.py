@@ -336,3 +336,57 @@ def install_file(path, data, mode):
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+def converge(state="present", ledger_path=_ledger.DEFAULT_PATH, check=False, systemctl=None,
+             root=INSTALL_ROOT, script=SCRIPT_PATH, unit=UNIT_PATH):
+    """Bring the watcher service to ``state``; returns ``{changed, updated, active, version}``.
+
+    ``systemctl(*args) -> (rc, out, err)`` runs systemctl (the module passes its run_command).
+    Raises PmemError naming the file or unit and the next step."""
+    version, wanted = desired_files(ledger_path=ledger_path, root=root, script=script, unit=unit)
+    result = {"changed": False, "updated": [], "active": "unknown"}
+
+    def ctl(*args):
+        rc, out, err = systemctl(*args)
+        return rc, (out or "").strip(), (err or "").strip()
+
+    if state == "absent":
+        present = [path for path, _data, _mode in wanted if os.path.exists(path)]
+        result.update(updated=present, changed=bool(present))
+        if present and not check:
+            ctl("disable", "--now", UNIT_NAME)
+            for path in present:
+                try:
+                    os.unlink(path)
+                except OSError as exc:
+                    raise PmemError("cannot remove %s: %s" % (path, exc.strerror), device=path,
+                                    next_step="remove it by hand, then systemctl daemon-reload")
+            ctl("daemon-reload")
+        result["active"] = ctl("is-active", UNIT_NAME)[1] or "inactive"
+        return result
+    stale = stale_files(wanted)
+    active = ctl("is-active", UNIT_NAME)[1]
+    enabled = ctl("is-enabled", UNIT_NAME)[1]
+    result.update(version=version, updated=[p for p, _d, _m in stale],
+                  changed=bool(stale) or active != "active" or enabled != "enabled", active=active)
+    if check or not result["changed"]:
+        return result
+    for path, data, mode in stale:
+        try:
+            install_file(path, data, mode)
+        except (IOError, OSError) as exc:
+            raise PmemError("cannot write %s: %s" % (path, exc.strerror), device=path,
+                            next_step="check that %s is writable by root and has space, then re-run"
+                                      % os.path.dirname(path))
+    if unit in result["updated"]:
+        ctl("daemon-reload")
+    # a running watcher is restarted only when its code changed; a stopped one is started
+    run_verb = ("restart" if stale else None) if active == "active" else "start"
+    for verb in [v for v in ("enable", run_verb) if v]:
+        rc, _out, err = ctl(verb, UNIT_NAME)
+        if rc != 0:
+            raise PmemError("systemctl %s %s failed: %s" % (verb, UNIT_NAME, err), device=UNIT_NAME,
+                            next_step="see journalctl -u %s and re-run" % UNIT_NAME)
+    result["active"] = ctl("is-active", UNIT_NAME)[1]
+    return result

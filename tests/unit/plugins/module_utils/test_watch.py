@@ -117,3 +117,53 @@ def test_follow_runs_one_pass_per_burst_of_poison_lines(tmp_path):
         os.close(w)
         t.join(10)
     assert len(passes) == 1  # two lines, one burst, one pass
+
+
+class FakeSystemd:
+    def __init__(self, fail=None):
+        self.calls, self.active, self.enabled, self.fail = [], "inactive", "disabled", fail
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        verb = args[0]
+        if verb == self.fail:
+            return 1, "", "Job for pmem-poison-watch.service failed"
+        if verb == "is-active":
+            return (0 if self.active == "active" else 3), self.active + "\n", ""
+        if verb == "is-enabled":
+            return 0, self.enabled + "\n", ""
+        if verb in ("start", "restart"):
+            self.active = "active"
+        if verb == "enable":
+            self.enabled = "enabled"
+        if verb == "disable":
+            self.enabled, self.active = "disabled", "inactive"
+        return 0, "", ""
+
+
+def _paths(tmp_path):
+    return dict(root=str(tmp_path / "lib"), script=str(tmp_path / "sbin/watch"), unit=str(tmp_path / "unit"))
+
+
+def test_converge_installs_starts_and_then_changes_nothing(tmp_path):
+    systemd = FakeSystemd()
+    check = watch.converge(check=True, systemctl=systemd, **_paths(tmp_path))
+    assert check["changed"] is True and not os.path.exists(_paths(tmp_path)["unit"])  # check mode writes nothing
+    first = watch.converge(systemctl=systemd, **_paths(tmp_path))
+    assert first["changed"] is True and first["active"] == "active"
+    assert ("daemon-reload",) in systemd.calls and ("enable", watch.UNIT_NAME) in systemd.calls
+    systemd.calls = []
+    second = watch.converge(systemctl=systemd, **_paths(tmp_path))
+    assert second["changed"] is False and second["updated"] == []
+    assert [c[0] for c in systemd.calls] == ["is-active", "is-enabled"]
+    gone = watch.converge(state="absent", systemctl=systemd, **_paths(tmp_path))
+    assert gone["changed"] is True and not os.path.exists(_paths(tmp_path)["unit"])
+
+
+def test_converge_reports_a_failed_start_with_the_next_step(tmp_path):
+    import pytest
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
+    with pytest.raises(PmemError) as exc:
+        watch.converge(systemctl=FakeSystemd(fail="start"), **_paths(tmp_path))
+    assert "systemctl start pmem-poison-watch.service failed" in str(exc.value)
+    assert "journalctl -u pmem-poison-watch.service" in str(exc.value)
