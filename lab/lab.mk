@@ -1,16 +1,16 @@
 # pmem.poison lab targets. Include from the top Makefile: `include lab/lab.mk`.
-#   make lab-build    [FLAVOUR=stock|nfit_test]   build (or reuse from the cache) the flavour
+#   make lab-build    [FLAVOUR=stock|stock-6.12|stock-7|nfit_test|nfit_test-7]  build (or reuse)
 #   make lab-up       [FLAVOUR=...] [LAB_NAME=...] start an instance from the snapshot
 #   make lab-ssh      [LAB_NAME=...] [CMD='...']   ssh into it (or run CMD)
 #   make lab-down     [LAB_NAME=...]               stop it (its own QEMU PID only)
-#   make lab-selftest [LAB_FLAVOURS='stock nfit_test']
+#   make lab-selftest [LAB_FLAVOURS='stock nfit_test']   (default: every flavour)
 # Cache: $(PMEM_LAB_CACHE) (default /var/cache/pmem-poison-lab), keyed by a hash of the recipe.
 ifndef LAB_DIR
 LAB_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 endif
 FLAVOUR ?= stock
 LAB_NAME ?= $(FLAVOUR)
-LAB_FLAVOURS ?= stock nfit_test
+LAB_FLAVOURS ?= stock stock-6.12 stock-7 nfit_test nfit_test-7
 CMD ?=
 
 .PHONY: lab-build lab-up lab-ssh lab-down lab-selftest
