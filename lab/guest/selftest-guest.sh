@@ -47,6 +47,8 @@ step "file $f page at offset $page_off -> /dev/$dev sector $sector (8 sectors)"
 
 bb="/sys/block/$dev/badblocks"
 rbb="/sys/bus/nd/devices/$region/badblocks"
+# Frozen while injecting: on e820 pmem writeback over an injected sector would silently clear it.
+fsfreeze -f "$mnt"
 if [[ $layout == stock ]]; then
   echo "$sector 8" >"$bb"
 else
@@ -56,6 +58,7 @@ else
   ndctl start-scrub nfit_test.0 >/dev/null 2>&1 || true
   ndctl wait-scrub nfit_test.0 >/dev/null
 fi
+fsfreeze -u "$mnt"
 
 # 1. reading the poisoned page fails with EIO
 sync
