@@ -174,7 +174,7 @@ QEMU_PIDFILE="$work/qemu.pid"
 lab_qemu_argv "$flavour" "$work" "$work/state.qcow2" "$work/nvdimm.img" "$port" "$work/monitor.sock" "$work/build-serial.log" "$QEMU_PIDFILE"
 lab_log "$flavour: cold boot under TCG (about 1 minute), SSH on 127.0.0.1:$port"
 "${LAB_QEMU_ARGV[@]}"
-lab_wait_ssh "$port" 420 "$QEMU_PIDFILE" || {
+lab_wait_ssh "$port" 600 "$QEMU_PIDFILE" || {
   tail -n 40 "$work/build-serial.log" >&2
   lab_die "$flavour: guest did not come up (serial log: $work/build-serial.log)"
 }
