@@ -105,22 +105,12 @@ MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
 # A listed run that passes is reported (and fails the target) so the list cannot go stale.
 MOLECULE_XFAIL ?=
 
+# Runs at a time: each lab VM has one vCPU; a dedicated 2-core CI machine can take 2.
+MOLECULE_JOBS ?= 1
+
 molecule: venv
 	@echo "==> Molecule runs (flavour/scenario): $(MOLECULE_RUNS)"
-	$(ENV) cd $(REPO) && failed=(); summary=(); for run in $(MOLECULE_RUNS); do \
-	  flavour=$${run%%/*}; s=$${run#*/}; xfail=; \
-	  case " $(MOLECULE_XFAIL) " in *" $$run "*) xfail=1 ;; esac; \
-	  echo "==> molecule test -s $$s on $$flavour$${xfail:+ (expected to fail)}"; start=$$(date +%s); \
-	  if PMEM_LAB_FLAVOUR=$$flavour molecule test -s "$$s"; then rc=0; else rc=$$?; fi; \
-	  t=$$(( $$(date +%s) - start )); \
-	  if [[ $$rc == 0 && -z $$xfail ]]; then r="passed"; \
-	  elif [[ $$rc != 0 && -n $$xfail ]]; then r="failed as expected"; \
-	  elif [[ $$rc == 0 ]]; then r="PASSED but is listed in MOLECULE_XFAIL"; failed+=("$$run"); \
-	  else r="FAILED"; failed+=("$$run"); fi; \
-	  echo "==> molecule $$s on $$flavour $$r in $$t s"; summary+=("$$(printf '%-34s %-40s %5d s' "$$run" "$$r" "$$t")"); \
-	done; \
-	printf '==> molecule summary\n'; printf '    %s\n' "$${summary[@]}"; \
-	if (( $${#failed[@]} )); then echo "==> molecule: $${#failed[@]} run(s) failed: $${failed[*]}"; exit 1; fi
+	$(ENV) cd $(REPO) && $(LAB_DIR)/molecule-matrix.sh -j '$(MOLECULE_JOBS)' -x '$(MOLECULE_XFAIL)' $(MOLECULE_RUNS)
 
 # Every lab flavour, built once and then taken from the cache (seconds).
 lab-build-all:
