@@ -177,10 +177,9 @@ lab_free_port() {
 # SRAO/SRAR go to memory_failure, NVDIMM addresses to nfit's MCE notifier); with the AMD vendor
 # `-cpu max` reports, the guest panics ("Uncorrected error without MCA Recovery"). A snapshot loads
 # only into the CPU model it was saved with, so this is part of every flavour's cache key.
-# One vCPU: a broadcast machine check must reach every CPU inside the kernel's rendezvous window
-# (one second); under TCG on a loaded host the second vCPU took its part seconds late and the 7.3
-# guest was left with a CPU spinning with interrupts off (SSH sessions hung). With one CPU there is
-# no rendezvous to miss.
+# Two vCPUs: with one, a cold boot under TCG on a loaded 2-core host missed a 600 s SSH deadline
+# (one host thread gets half the CPU share of two). The price: a broadcast machine check on the 7.3
+# guest leaves it unable to start new SSH sessions (lab/README.md, "Poison that arrives").
 # stock layout: e820 pmem (memmap=) and a QEMU NVDIMM (ACPI.NFIT) in one boot.
 # nfit_test layout: e820 pmem only. nfit_test hands out fake physical addresses from a pool at 4-8 GiB,
 # which is exactly where QEMU maps the NVDIMM (device memory starts at 4 GiB with 2 GiB of RAM):
@@ -193,7 +192,7 @@ lab_qemu_argv() {
     -name "pmem-lab-$flavour"
     -accel tcg,thread=multi
     -cpu max,vendor=GenuineIntel
-    -smp 1
+    -smp 2
   )
   if [[ $LAB_LAYOUT == stock ]]; then
     LAB_QEMU_ARGV+=(
