@@ -95,7 +95,10 @@ host: venv
 # clear scenarios and the arrival paths; the nfit_test-layout scenarios on the newest kernel too.
 MOLECULE_NFIT_SCENARIOS := clear_nfit lab_nfit
 MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS),$(MOLECULE_SCENARIOS))
-MOLECULE_NEWER_SCENARIOS := default clear clear_offline clear_reboot arrival_mce arrival_hwpoison
+# arrival_mce runs on 6.1 only: on the 7.3 guest (two vCPUs) a broadcast machine check leaves a CPU
+# spinning in the handler and no new SSH session starts, a lab limit, not the collection's
+# (lab/README.md, "Poison that arrives as in production").
+MOLECULE_NEWER_SCENARIOS := default clear clear_offline clear_reboot arrival_hwpoison
 MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
 	$(addprefix nfit_test/,$(MOLECULE_NFIT_SCENARIOS) badblocks) \
 	$(addprefix stock-6.12/,$(MOLECULE_NEWER_SCENARIOS)) \
