@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """memory_failure on a DAX page, as a machine check would cause it (run as root on a lab guest).
 
 usage: hwpoison.py FILE OFFSET          FILE on a filesystem mounted -o dax, OFFSET page-aligned
@@ -68,16 +67,15 @@ def main(argv):
         os.close(fd)
     buf = (ctypes.c_char * PAGE).from_buffer(mm)
     addr = ctypes.addressof(buf)
-    _ = buf[0]  # fault the page in
+    first_byte = buf[0]  # fault the page in (its pfn is known only once it is mapped)
     pfn = pfn_of(addr)
     before = hardware_corrupted_kb()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     rc = libc.madvise(ctypes.c_void_p(addr), PAGE, MADV_HWPOISON)
     err = ctypes.get_errno()
-    for _ in range(50):  # the handler runs at the next bytecode boundary
-        if got:
-            break
+    deadline = time.monotonic() + 1.0  # the handler runs at the next bytecode boundary
+    while not got and time.monotonic() < deadline:
         time.sleep(0.02)
     after = hardware_corrupted_kb()
     log = kernel_log()
@@ -90,6 +88,7 @@ def main(argv):
         pass
     print(json.dumps({
         "file": path, "offset": offset, "pfn": pfn, "address": pfn * PAGE,
+        "first_byte_before": ord(first_byte),
         "madvise_rc": rc, "madvise_errno": os.strerror(err) if rc else None,
         "sigbus": bool(got),
         "hardware_corrupted_kb_before": before, "hardware_corrupted_kb_after": after,
