@@ -46,10 +46,22 @@ for run in "$@"; do
   [[ $run == */* ]] || { echo "molecule-matrix: '$run' is not FLAVOUR/SCENARIO" >&2; exit 2; }
   rm -f "$logs/${run%%/*}--${run#*/}.result"
 done
+# One scenario runs once at a time: its lab instance name (mol-<scenario>-<platform>) and Molecule's
+# ephemeral directory are per scenario, not per flavour.
+declare -A active=() # pid -> scenario
+busy() { # SCENARIO: is a run of it still going? (forgets finished runs)
+  local pid found=1
+  for pid in "${!active[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then unset "active[$pid]"; continue; fi
+    [[ ${active[$pid]} == "$1" ]] && found=0
+  done
+  return $found
+}
 for run in "$@"; do
-  while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
+  while busy "${run#*/}" || ((${#active[@]} >= jobs)); do wait -n; done
   echo "==> molecule test -s ${run#*/} on ${run%%/*}$([[ $xfail == *" $run "* ]] && echo ' (expected to fail)')"
   run_one "$run" &
+  active[$!]=${run#*/}
 done
 wait
 
