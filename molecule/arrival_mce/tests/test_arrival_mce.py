@@ -56,7 +56,7 @@ def test_memory_failure_counted_the_page(host, target):
 
 
 def test_read_of_the_page_fails(host, target):
-    cmd = host.run("xfs_io -r -c 'pread -q %d 4096' %s", target["file_offset"], target["file"])
+    cmd = host.run("xfs_io -r -c %s %s", "pread -q %d 4096" % target["file_offset"], target["file"])
     assert "Input/output error" in (cmd.stdout + cmd.stderr), (cmd.stdout, cmd.stderr)
 
 
