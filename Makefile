@@ -89,22 +89,38 @@ host: venv
 	@echo "==> host integration tests on loop devices (root)"
 	$(ENV) cd $(REPO) && python -m pytest -p no:cacheprovider -q tests/host
 
+# The kernel matrix (lab/lib.sh, lab/README.md): a run is FLAVOUR/SCENARIO, the flavour given to the
+# scenario as PMEM_LAB_FLAVOUR. Every scenario on 6.1 (stock layout on `stock`, the nfit_test-layout
+# ones on `nfit_test`, badblocks on both); on 6.12 and on the newest kernel the demo story, the
+# clear scenarios and the arrival paths; the nfit_test-layout scenarios on the newest kernel too.
+MOLECULE_NFIT_SCENARIOS := clear_nfit lab_nfit
+MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS),$(MOLECULE_SCENARIOS))
+# arrival_mce runs on 6.1 only: on the 7.3 guest (two vCPUs) a broadcast machine check leaves a CPU
+# spinning in the handler and no new SSH session starts, a lab limit, not the collection's
+# (lab/README.md, "Poison that arrives as in production").
+MOLECULE_NEWER_SCENARIOS := default clear clear_offline clear_reboot arrival_hwpoison
+MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
+	$(addprefix nfit_test/,$(MOLECULE_NFIT_SCENARIOS) badblocks) \
+	$(addprefix stock-6.12/,$(MOLECULE_NEWER_SCENARIOS)) \
+	$(addprefix stock-7/,$(MOLECULE_NEWER_SCENARIOS)) \
+	$(addprefix nfit_test-7/,$(MOLECULE_NFIT_SCENARIOS))
+# Runs expected to fail, each with the defect that makes it fail (the collection's, not the lab's).
+# A listed run that passes is reported (and fails the target) so the list cannot go stale.
+MOLECULE_XFAIL ?=
+
+# Runs at a time: each lab VM has one vCPU; a dedicated 2-core CI machine can take 2.
+MOLECULE_JOBS ?= 1
+
 molecule: venv
-	@echo "==> Molecule scenarios: $(MOLECULE_SCENARIOS)"
-	$(ENV) cd $(REPO) && for s in $(MOLECULE_SCENARIOS); do \
-	  echo "==> molecule test -s $$s"; start=$$(date +%s); \
-	  molecule test -s "$$s"; \
-	  echo "==> molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done; \
-	echo "==> molecule test -s badblocks on the nfit_test flavour (region lists, ndctl -M, devdax)"; \
-	start=$$(date +%s); BB_FLAVOUR=nfit_test molecule test -s badblocks; \
-	echo "==> molecule badblocks (nfit_test) passed in $$(( $$(date +%s) - start )) s"
+	@echo "==> Molecule runs (flavour/scenario): $(MOLECULE_RUNS)"
+	$(ENV) cd $(REPO) && $(LAB_DIR)/molecule-matrix.sh -j '$(MOLECULE_JOBS)' -x '$(MOLECULE_XFAIL)' $(MOLECULE_RUNS)
 
-# Both lab flavours, built once and then taken from the cache (seconds).
+# Every lab flavour, built once and then taken from the cache (seconds).
 lab-build-all:
-	for f in stock nfit_test; do $(LAB_DIR)/build.sh "$$f"; done
+	for f in $(LAB_FLAVOURS); do start=$$(date +%s); $(LAB_DIR)/build.sh "$$f"; \
+	  echo "==> lab-build $$f: $$(( $$(date +%s) - start )) s"; done
 
-test: deps venv sanity units lint host lab-build-all molecule lab-selftest
+test: deps venv sanity units lint host lab-cold-check lab-build-all molecule lab-selftest
 	@echo "==> make test: all stages passed"
 
 demo: deps venv

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse from the cache) a lab flavour: a Debian guest image with a saved snapshot.
 #
-# usage: lab/build.sh stock|nfit_test      prints the artefact directory on its last stdout line
+# usage: lab/build.sh FLAVOUR      (stock, stock-6.12, stock-7, nfit_test, nfit_test-7; lib.sh)
+#        prints the artefact directory on its last stdout line
 #
 # Steps (each cached under $PMEM_LAB_CACHE, keyed by a hash of the recipe files and of the package
 # versions resolved from today's archive, see lib.sh and resolve.py):
@@ -72,7 +73,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ---------------------------------------------------------------- rootfs (shared by both flavours)
+# ---------------------------------------------------------------- rootfs (shared by the flavours of a track)
 build_rootfs() {
   local root tmp
   root="$PMEM_LAB_CACHE/rootfs-$(lab_rootfs_key)"
@@ -98,6 +99,7 @@ build_rootfs() {
   chroot_mount "$tmp"
   chroot "$tmp" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     KERNEL_IMAGE_PKG="$KERNEL_IMAGE_PKG" KERNEL_VERSION="$KERNEL_VERSION" LAB_APT_SUITES="$LAB_APT_SUITES" \
+    LAB_BACKPORTS="$LAB_BACKPORTS" \
     DEBIAN_MIRROR="$DEBIAN_MIRROR" DEBIAN_SECURITY_MIRROR="$DEBIAN_SECURITY_MIRROR" \
     /tmp/configure-rootfs.sh >"$tmp.log" 2>&1 || {
     tail -n 30 "$tmp.log" >&2
@@ -122,7 +124,7 @@ nfit_rootfs() {
   local base=$1 dest=$2 tarball out
   lab_log "nfit_test: building modules (lab/nfit_test/build.sh)"
   [[ -x $LAB_DIR/nfit_test/build.sh ]] || lab_die "lab/nfit_test/build.sh is missing"
-  out=$(SUITE=$SUITE LAB_APT_SUITES=$LAB_APT_SUITES KERNEL_SERIES=$KERNEL_SERIES KERNEL_ABI=$KERNEL_ABI \
+  out=$(SUITE=$SUITE LAB_APT_SUITES=$LAB_APT_SUITES LAB_BACKPORTS=$LAB_BACKPORTS KERNEL_SERIES=$KERNEL_SERIES KERNEL_ABI=$KERNEL_ABI \
     KERNEL_VERSION=$KERNEL_VERSION KERNEL_HEADERS_PKG=$KERNEL_HEADERS_PKG \
     KERNEL_HEADERS_COMMON_PKG=$KERNEL_HEADERS_COMMON_PKG KERNEL_KBUILD_PKG=$KERNEL_KBUILD_PKG \
     KERNEL_SOURCE_PKG=$KERNEL_SOURCE_PKG DEBIAN_MIRROR=$DEBIAN_MIRROR \
@@ -148,7 +150,7 @@ work="$art.tmp"
 rm -rf "$work"
 mkdir -p "$work"
 imgroot=$ROOTFS
-if [[ $flavour == nfit_test ]]; then
+if [[ $LAB_LAYOUT == nfit_test ]]; then
   imgroot="$work/rootfs"
   nfit_rootfs "$ROOTFS" "$imgroot"
 fi
@@ -160,11 +162,11 @@ cp "$imgroot/boot/initrd.img-$kver" "$work/initrd.img"
 mke2fs -q -t ext4 -L pmem-lab -E root_owner=0:0 -d "$imgroot" "$work/base.raw" 4G
 qemu-img convert -O qcow2 "$work/base.raw" "$work/base.qcow2"
 rm -f "$work/base.raw"
-[[ $flavour == nfit_test ]] && rm -rf "$imgroot"
+[[ $LAB_LAYOUT == nfit_test ]] && rm -rf "$imgroot"
 chmod 0444 "$work/base.qcow2"
 # The overlay names its backing file relative to its own directory; up.sh rebases instance copies.
 (cd "$work" && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 state.qcow2)
-[[ $flavour == stock ]] && truncate -s 1G "$work/nvdimm.img"
+[[ $LAB_LAYOUT == stock ]] && truncate -s 1G "$work/nvdimm.img"
 
 # ---------------------------------------------------------------- first boot and snapshot
 port=$(lab_free_port)
@@ -172,13 +174,13 @@ QEMU_PIDFILE="$work/qemu.pid"
 lab_qemu_argv "$flavour" "$work" "$work/state.qcow2" "$work/nvdimm.img" "$port" "$work/monitor.sock" "$work/build-serial.log" "$QEMU_PIDFILE"
 lab_log "$flavour: cold boot under TCG (about 1 minute), SSH on 127.0.0.1:$port"
 "${LAB_QEMU_ARGV[@]}"
-lab_wait_ssh "$port" 420 "$QEMU_PIDFILE" || {
+lab_wait_ssh "$port" 600 "$QEMU_PIDFILE" || {
   tail -n 40 "$work/build-serial.log" >&2
   lab_die "$flavour: guest did not come up (serial log: $work/build-serial.log)"
 }
 lab_log "$flavour: guest up; first-boot setup"
 lab_ssh_argv "$port"
-"${LAB_SSH_ARGV[@]}" bash -s -- "$flavour" <"$LAB_DIR/guest/firstboot.sh" | while IFS= read -r line; do lab_log "$line"; done
+"${LAB_SSH_ARGV[@]}" bash -s -- "$LAB_LAYOUT" <"$LAB_DIR/guest/firstboot.sh" | while IFS= read -r line; do lab_log "$line"; done
 [[ ${PIPESTATUS[0]} == 0 ]] || lab_die "$flavour: first-boot setup failed"
 lab_log "$flavour: savevm $LAB_SNAPSHOT"
 pid=$(cat "$QEMU_PIDFILE")
@@ -196,6 +198,7 @@ rm -f "$work/qemu.pid" "$work/monitor.sock"
   echo "KEY=$(lab_key "$flavour")"
   echo "KERNEL=$kver $KERNEL_VERSION"
   echo "SUITE=$SUITE"
+  echo "LAYOUT=$LAB_LAYOUT"
   echo "ROOTFS=$ROOTFS"
   echo "BUILT=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '%s\n' "$LAB_RESOLVED" | sed 's/^/# /'

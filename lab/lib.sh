@@ -9,17 +9,28 @@ LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$LAB_DIR/recipe.env"
 LAB_RUN_DIR="${LAB_RUN_DIR:-$LAB_DIR/.run}"
 LAB_SNAPSHOT=lab
-LAB_KERNEL_APPEND="console=ttyS0 root=/dev/vda rw net.ifnames=0 memmap=320M!1G memmap=176M!1360M quiet loglevel=4 nokaslr tsc=reliable"
+# mitigations=off: with the Intel vendor (lab_qemu_argv) the guest assumes Meltdown and friends and
+# turns on page-table isolation, IBRS and buffer clearing; under TCG every kernel entry then flushes
+# QEMU's soft TLB, which made a 6.1 cold boot miss its SSH deadline on a loaded machine. A lab VM
+# has nothing to protect from itself.
+LAB_KERNEL_APPEND="console=ttyS0 root=/dev/vda rw net.ifnames=0 memmap=320M!1G memmap=176M!1360M quiet loglevel=4 nokaslr tsc=reliable mitigations=off"
 LAB_T0=${LAB_T0:-$SECONDS}
 
 lab_log() { printf '[lab %4ds] %s\n' "$((SECONDS - LAB_T0))" "$*" >&2; }
 lab_die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# The flavours: <layout>[-<kernel>]. The layout is the device set (stock: two e820 devices + a QEMU
+# NVDIMM with fsdax and devdax namespaces; nfit_test: two e820 devices + the kernel's emulated NFIT
+# bus); the suffix names the kernel track (none: bookworm 6.1; 6.12: trixie; 7: the newest kernel
+# Debian ships, trixie-backports today). Names are matched whole, never by prefix.
+LAB_FLAVOURS=(stock stock-6.12 stock-7 nfit_test nfit_test-7)
+
 lab_check_flavour() {
-  case "${1:-}" in
-    stock | nfit_test) ;;
-    *) lab_die "flavour must be stock or nfit_test, got '${1:-}'" ;;
-  esac
+  local f
+  for f in "${LAB_FLAVOURS[@]}"; do
+    [[ ${1:-} == "$f" ]] && return 0
+  done
+  lab_die "flavour must be one of ${LAB_FLAVOURS[*]}, got '${1:-}'"
 }
 
 # lab_flavour_track FLAVOUR: what a flavour is made of, as globals.
@@ -27,14 +38,28 @@ lab_check_flavour() {
 #   SUITE                 the guest's userspace suite (debootstrap)
 #   LAB_KERNEL_SUITES     suites the kernel packages may come from (comma-separated)
 #   LAB_KERNEL_SERIES     6.1, 6.12, ... or newest
+#   LAB_BACKPORTS         a -backports suite the kernel comes from (apt -t), or empty; the guest's
+#                         xfsprogs/ndctl/daxctl come from it too when it has newer ones
 lab_flavour_track() {
   lab_check_flavour "$1"
+  LAB_LAYOUT=${1%%-*}
+  LAB_BACKPORTS=
   case "$1" in
     stock | nfit_test)
-      LAB_LAYOUT=$1
       SUITE=bookworm
       LAB_KERNEL_SUITES=bookworm,bookworm-updates,bookworm-security
       LAB_KERNEL_SERIES=6.1
+      ;;
+    stock-6.12)
+      SUITE=trixie
+      LAB_KERNEL_SUITES=trixie,trixie-updates,trixie-security
+      LAB_KERNEL_SERIES=6.12
+      ;;
+    stock-7 | nfit_test-7)
+      SUITE=trixie
+      LAB_KERNEL_SUITES=trixie-backports
+      LAB_KERNEL_SERIES=newest
+      LAB_BACKPORTS=trixie-backports
       ;;
   esac
   LAB_APT_SUITES=$(printf '%s\n' "$SUITE" "$SUITE-updates" "$SUITE-security" "${LAB_KERNEL_SUITES//,/$'\n'}" | awk '!seen[$0]++' | paste -sd,)
@@ -53,7 +78,7 @@ lab_resolve() {
     --cache "$PMEM_LAB_CACHE/index" 2> >(while IFS= read -r l; do lab_log "$flavour: $l"; done)) ||
     lab_die "$flavour: cannot resolve the kernel packages from the archive (see above)"
   eval "$out"
-  LAB_RESOLVED=$(printf 'suite=%s\nkernel_suites=%s\n%s\n' "$SUITE" "$LAB_KERNEL_SUITES" "$out")
+  LAB_RESOLVED=$(printf 'suite=%s\nkernel_suites=%s\nbackports=%s\n%s\n' "$SUITE" "$LAB_KERNEL_SUITES" "$LAB_BACKPORTS" "$out")
   printf '%s\n' "$LAB_RESOLVED" >"$PMEM_LAB_CACHE/resolved/$flavour.env.tmp"
   mv "$PMEM_LAB_CACHE/resolved/$flavour.env.tmp" "$PMEM_LAB_CACHE/resolved/$flavour.env"
 }
@@ -61,9 +86,10 @@ lab_resolve() {
 # Files whose content defines a flavour's artefact. Changing any of them changes the key.
 lab_recipe_files() {
   local flavour=$1
-  printf '%s\n' "$LAB_DIR/recipe.env" "$LAB_DIR/lib.sh" "$LAB_DIR/build.sh" "$LAB_DIR/monitor.py" \
+  printf '%s\n' "$LAB_DIR/recipe.env" "$LAB_DIR/build.sh" "$LAB_DIR/monitor.py" \
     "$LAB_DIR/guest/configure-rootfs.sh" "$LAB_DIR/guest/firstboot.sh"
-  if [[ $flavour == nfit_test ]]; then
+  lab_flavour_track "$flavour"
+  if [[ $LAB_LAYOUT == nfit_test ]]; then
     # The nfit_test module build: its scripts and patches, not its outputs or hidden work dirs.
     find "$LAB_DIR/nfit_test" -path '*/.*' -prune -o -type f \
       \( -name '*.sh' -o -name '*.patch' -o -name '*.env' -o -name '*.mk' -o -name 'Makefile' -o -name '*.py' -o -name '*.conf' \) \
@@ -71,12 +97,19 @@ lab_recipe_files() {
   fi
 }
 
-# Cache key: sha256 over the recipe files' paths (relative to lab/) and contents, plus the flavour.
+# Cache key: sha256 over the flavour, what lab_resolve resolved, the QEMU command line the snapshot
+# is saved from (rendered with placeholder paths: a snapshot loads only into the same machine) and
+# the QEMU version, and the recipe files' paths (relative to lab/) and contents. lib.sh itself is not hashed: its helpers
+# (SSH, ports, names) do not shape the artefact, and editing them must not rebuild every flavour.
 lab_key() {
   local flavour=$1 f
   [[ -n ${LAB_RESOLVED:-} ]] || lab_die "lab_key before lab_resolve"
+  lab_qemu_argv "$flavour" ART DISK NVDIMM PORT MONITOR SERIAL PIDFILE
   {
     printf 'flavour=%s\n%s\n' "$flavour" "$LAB_RESOLVED"
+    printf 'qemu: %s\n' "${LAB_QEMU_ARGV[*]}"
+    # TCG's `-cpu max` is whatever this QEMU implements: another QEMU may not load the snapshot.
+    qemu-system-x86_64 --version 2>/dev/null | head -n1
     while IFS= read -r f; do
       printf '%s\n' "${f#"$LAB_DIR"/}"
       sha256sum <"$f"
@@ -139,20 +172,29 @@ lab_free_port() {
 
 # lab_qemu_argv FLAVOUR ARTEFACT_DIR DISK NVDIMM PORT MONITOR SERIAL_LOG PIDFILE
 # Fills the global array LAB_QEMU_ARGV. KERNEL/INITRD come from the flavour artefact dir.
-# stock: e820 pmem (memmap=) and a QEMU NVDIMM (ACPI.NFIT) in one boot.
-# nfit_test: e820 pmem only. nfit_test hands out fake physical addresses from a pool at 4-8 GiB,
+# CPU: `max` with the Intel vendor. With it (and only with it) a machine check injected from the
+# monitor (`mce -b ...`, lab/mce.sh) takes the kernel's recoverable path (software error recovery:
+# SRAO/SRAR go to memory_failure, NVDIMM addresses to nfit's MCE notifier); with the AMD vendor
+# `-cpu max` reports, the guest panics ("Uncorrected error without MCA Recovery"). A snapshot loads
+# only into the CPU model it was saved with, so this is part of every flavour's cache key.
+# Two vCPUs: with one, a cold boot under TCG on a loaded 2-core host missed a 600 s SSH deadline
+# (one host thread gets half the CPU share of two). The price: a broadcast machine check on the 7.3
+# guest leaves it unable to start new SSH sessions (lab/README.md, "Poison that arrives").
+# stock layout: e820 pmem (memmap=) and a QEMU NVDIMM (ACPI.NFIT) in one boot.
+# nfit_test layout: e820 pmem only. nfit_test hands out fake physical addresses from a pool at 4-8 GiB,
 # which is exactly where QEMU maps the NVDIMM (device memory starts at 4 GiB with 2 GiB of RAM):
 # both at once make the NVDIMM's namespaces fail to enable, so that flavour has no QEMU NVDIMM.
 lab_qemu_argv() {
   local flavour=$1 art=$2 disk=$3 nvdimm=$4 port=$5 monitor=$6 serial=$7 pidfile=$8
+  lab_flavour_track "$flavour"
   LAB_QEMU_ARGV=(
     qemu-system-x86_64
     -name "pmem-lab-$flavour"
     -accel tcg,thread=multi
-    -cpu max
+    -cpu max,vendor=GenuineIntel
     -smp 2
   )
-  if [[ $flavour == stock ]]; then
+  if [[ $LAB_LAYOUT == stock ]]; then
     LAB_QEMU_ARGV+=(
       -machine pc,nvdimm=on
       -m 2G,slots=2,maxmem=6G

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Resolve the lab guest's kernel packages from the Debian archive of the day.
 
 The archive moves: a security upload replaces the kernel and the old version leaves the pool (on
@@ -86,8 +85,8 @@ def _cmp_part(a, b):
 
 
 def _split_version(v):
-    epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    epoch, _sep, rest = v.rpartition(":") if ":" in v else ("0", "", v)
+    upstream, _sep, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
     return int(epoch or 0), upstream, revision
 
 
@@ -275,7 +274,7 @@ def self_test():
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--suites", help="comma-separated suites the kernel may come from")
     ap.add_argument("--series", help="kernel series (6.1, 6.12, ...) or 'newest'")
     ap.add_argument("--want", default="", help="preferred version; replaced if not served consistently")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a lab instance from the flavour's saved snapshot (builds the flavour first if not cached).
 #
-# usage: lab/up.sh stock|nfit_test NAME
+# usage: lab/up.sh FLAVOUR NAME     (FLAVOUR: stock, stock-6.12, stock-7, nfit_test, nfit_test-7)
 # Creates lab/.run/NAME/ with: state.qcow2 + nvdimm.img (copies), serial.log, monitor.sock,
 # qemu.pid, instance.env (PORT KEY PID FLAVOUR ...) and inventory.yml (an Ansible inventory).
 set -euo pipefail

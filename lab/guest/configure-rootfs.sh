@@ -2,7 +2,8 @@
 # Runs inside the freshly debootstrapped rootfs (chroot) as root: installs the kernel resolved by
 # lab/resolve.py and configures the guest (network, SSH, console, small initramfs).
 # Arguments come from the environment: KERNEL_IMAGE_PKG KERNEL_VERSION LAB_APT_SUITES (comma-separated)
-# DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR
+# DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR, LAB_BACKPORTS (a -backports suite the kernel comes from, or
+# empty)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
@@ -25,8 +26,15 @@ echo 'COMPRESS=zstd' >>/etc/initramfs-tools/conf.d/pmem-lab.conf
 printf '%s\n' virtio_pci virtio_blk ext4 crc32c_generic >/etc/initramfs-tools/modules
 
 apt-get -q update
-apt-get -q -y --no-install-recommends install \
+# A backports kernel may need backports versions of its dependencies: let apt take them from there
+# (-t), and take the pmem userspace from there too when it is newer (it follows the kernel).
+target=()
+[[ -n ${LAB_BACKPORTS:-} ]] && target=(-t "$LAB_BACKPORTS")
+apt-get -q -y --no-install-recommends "${target[@]}" install \
   "${KERNEL_IMAGE_PKG}=${KERNEL_VERSION}"
+if [[ -n ${LAB_BACKPORTS:-} ]]; then
+  apt-get -q -y --no-install-recommends -t "$LAB_BACKPORTS" install xfsprogs ndctl daxctl
+fi
 # Everything else comes from the same suite; upgrade so the image matches the archive of the day.
 apt-get -q -y --no-install-recommends dist-upgrade
 apt-get clean

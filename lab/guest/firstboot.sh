@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs in the booted guest (over SSH) once per flavour build, just before the snapshot is saved.
-# usage: firstboot.sh FLAVOUR
+# usage: firstboot.sh LAYOUT      (stock or nfit_test: the flavour's device layout, lib.sh)
 set -euo pipefail
 exec 2>&1
-flavour=$1
+layout=$1
 log() { echo "[guest] $*"; }
 udevadm settle
 
-if [[ $flavour == stock ]]; then
+if [[ $layout == stock ]]; then
   # QEMU NVDIMM (bus ACPI.NFIT): label-less raw namespace at first. Initialise labels, then split
   # the region: an fsdax namespace (512 MiB) and a devdax namespace (the rest).
   log "ACPI.NFIT: init labels, fsdax 512M + devdax rest"
@@ -18,7 +18,7 @@ if [[ $flavour == stock ]]; then
   ndctl create-namespace -b ACPI.NFIT -m devdax -n lab-devdax >/dev/null
 fi
 
-if [[ $flavour == nfit_test ]]; then
+if [[ $layout == nfit_test ]]; then
   log "nfit_test: load, init labels, fsdax namespaces"
   modprobe nfit_test # also loaded at boot (modules-load.d)
   udevadm settle

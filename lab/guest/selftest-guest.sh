@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs in a lab guest (lab/selftest.sh pipes it over SSH): poison under a file on fsdax-mounted XFS,
 # EIO on read, the range in the lists, cleared by a page-aligned whole-page write, lists empty.
-# usage: selftest-guest.sh stock|nfit_test       last line: "RESULT PASS <what>" or "RESULT FAIL <why>"
+# usage: selftest-guest.sh stock|nfit_test (the layout)      last line: "RESULT PASS <what>" or "RESULT FAIL <why>"
 set -euo pipefail
 exec 2>&1
-flavour=$1
+layout=$1
 mnt=/mnt/lab-selftest
 step() { echo "[guest] $*"; }
 fail() {
@@ -13,10 +13,10 @@ fail() {
 }
 
 # fsdax namespace by bus (pmemN names move between boots and module sets).
-case $flavour in
+case $layout in
   stock) bus=e820 ;;
   nfit_test) bus=nfit_test.0 ;;
-  *) fail "unknown flavour $flavour" ;;
+  *) fail "unknown layout $layout" ;;
 esac
 read -r ns dev region < <(ndctl list -b "$bus" -N -R | python3 -c '
 import json, sys
@@ -47,7 +47,9 @@ step "file $f page at offset $page_off -> /dev/$dev sector $sector (8 sectors)"
 
 bb="/sys/block/$dev/badblocks"
 rbb="/sys/bus/nd/devices/$region/badblocks"
-if [[ $flavour == stock ]]; then
+# Frozen while injecting: on e820 pmem writeback over an injected sector would silently clear it.
+fsfreeze -f "$mnt"
+if [[ $layout == stock ]]; then
   echo "$sector 8" >"$bb"
 else
   # On fsdax, inject-error's -B counts 512-byte blocks from the start of the data area, the same
@@ -56,6 +58,7 @@ else
   ndctl start-scrub nfit_test.0 >/dev/null 2>&1 || true
   ndctl wait-scrub nfit_test.0 >/dev/null
 fi
+fsfreeze -u "$mnt"
 
 # 1. reading the poisoned page fails with EIO
 sync
@@ -70,7 +73,7 @@ xfs_io -r -c "pread -q 0 4096" "$f" 2>&1 | grep -q error && fail "read of a good
 # 2. the range is listed
 grep -q "^$sector 8$" "$bb" || fail "$bb lacks '$sector 8': $(tr '\n' ';' <"$bb")"
 listed="$bb"
-if [[ $flavour == nfit_test ]]; then
+if [[ $layout == nfit_test ]]; then
   [[ -n $(cat "$rbb") ]] || fail "region list $rbb is empty"
   ndctl list -M -n "$ns" | grep -q '"badblocks"' || fail "ndctl list -M shows no badblocks for $ns"
   listed+=", $rbb ($(head -n1 "$rbb")), ndctl list -M"
@@ -78,7 +81,7 @@ fi
 step "listed in $listed"
 
 # 3. clear with a page-aligned whole-page write of good data
-if [[ $flavour == nfit_test ]]; then
+if [[ $layout == nfit_test ]]; then
   # nfit_test's DAX write over poison returns EIO (no recovery path there): write without DAX.
   umount "$mnt"
   mount "/dev/$dev" "$mnt"
@@ -86,7 +89,7 @@ fi
 xfs_io -c "pwrite -q -S 0xcd $page_off 4096" -c fsync "$f" || fail "page-aligned rewrite failed"
 sync
 [[ -z $(cat "$bb") ]] || fail "$bb still lists: $(tr '\n' ';' <"$bb")"
-if [[ $flavour == nfit_test ]]; then
+if [[ $layout == nfit_test ]]; then
   [[ -z $(cat "$rbb") ]] || fail "$rbb still lists: $(tr '\n' ';' <"$rbb")"
   if ndctl list -M -n "$ns" | grep -q '"badblocks"'; then fail "ndctl list -M still shows badblocks"; fi
 fi

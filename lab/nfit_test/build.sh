@@ -14,7 +14,8 @@
 # Needs: root, debootstrap, mount, flock, sha256sum, awk; network access to the Debian archives.
 # Environment (set by lab/build.sh from lab/resolve.py; the kernel packages are never pinned here):
 #   SUITE LAB_APT_SUITES KERNEL_SERIES KERNEL_ABI KERNEL_VERSION KERNEL_HEADERS_PKG
-#   KERNEL_HEADERS_COMMON_PKG KERNEL_KBUILD_PKG KERNEL_SOURCE_PKG, and PMEM_LAB_CACHE,
+#   KERNEL_HEADERS_COMMON_PKG KERNEL_KBUILD_PKG KERNEL_SOURCE_PKG, LAB_BACKPORTS (apt -t suite for
+#   a backports kernel, or empty), and PMEM_LAB_CACHE,
 #   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: the host's apt sources), PMEM_LAB_JOBS (make
 #   -j, default nproc), PMEM_LAB_KEEP_BUILD=1 keeps the build tree.
 set -euo pipefail
@@ -68,8 +69,8 @@ key=$(
   {
     cat "$self"
     if [[ -r "$recipe" ]]; then cat "$recipe"; fi
-    printf 'effective:%s %s %s %s %s %s %s %s %s\n' "$KERNEL_ABI" "$KERNEL_VERSION" "$SUITE" "$ARCH" \
-      "$LAB_APT_SUITES" "$KERNEL_HEADERS_PKG" "$KERNEL_HEADERS_COMMON_PKG" "$KERNEL_KBUILD_PKG" "$KERNEL_SOURCE_PKG"
+    printf 'effective:%s %s %s %s %s %s %s %s %s %s\n' "$KERNEL_ABI" "$KERNEL_VERSION" "$SUITE" "$ARCH" \
+      "$LAB_APT_SUITES" "${LAB_BACKPORTS:-}" "$KERNEL_HEADERS_PKG" "$KERNEL_HEADERS_COMMON_PKG" "$KERNEL_KBUILD_PKG" "$KERNEL_SOURCE_PKG"
   } | sha256sum | cut -c1-16
 )
 out_dir="${cache_root}/${key}"
@@ -174,7 +175,10 @@ else
   mount_chroot
   log "installing the toolchain, ${KERNEL_SOURCE_PKG} and linux-headers-${KVER} (=${KERNEL_VERSION})"
   in_chroot apt-get update
-  in_chroot apt-get install -y --no-install-recommends "${packages[@]}"
+  # A backports kernel's headers may need backports versions of their dependencies (apt -t).
+  target=()
+  [[ -n ${LAB_BACKPORTS:-} ]] && target=(-t "$LAB_BACKPORTS")
+  in_chroot apt-get install -y --no-install-recommends "${target[@]}" "${packages[@]}"
   in_chroot apt-get clean
   touch "${chroot_dir}/.pmem-lab-complete"
 fi

@@ -6,6 +6,9 @@
 #   POISON_DEVICE (pmem0 | /dev/pmem0 | pmem0p1), POISON_SECTOR [, POISON_SECTORS=8]
 #   POISON_METHOD=auto|sysfs|ndctl   auto: ndctl on nfit_test buses, sysfs everywhere else
 # Prints one JSON object: device, sector, sectors (whole-device 512-byte sectors), method, ...
+# A range under a file is injected with the file's filesystem frozen (fsfreeze -f: dirty data and
+# metadata are written first, nothing is written while it is frozen): on e820 pmem any write over an
+# injected sector clears it, writeback included, so the poison would vanish before the test ran.
 set -euo pipefail
 die() { echo "inject_poison: $*" >&2; exit 1; }
 method=${POISON_METHOD:-auto}
@@ -70,6 +73,13 @@ if [[ $method == auto ]]; then
   case $bus in nfit_test.*) method=ndctl ;; *) method=sysfs ;; esac
 fi
 
+frozen=
+thaw() { if [[ -n $frozen ]]; then fsfreeze -u "$frozen"; frozen=; fi; }
+trap thaw EXIT
+if [[ -n $file ]]; then
+  frozen=$(findmnt -n -o TARGET --target "$file")
+  fsfreeze -f "$frozen"
+fi
 case $method in
   sysfs)
     echo "$sector $sectors" >"/sys/block/$disk/badblocks"
@@ -83,6 +93,7 @@ case $method in
     ;;
   *) die "unknown POISON_METHOD $method" ;;
 esac
+thaw
 # Non-DAX mounts would serve the page from the page cache: drop clean pages.
 sync
 echo 3 >/proc/sys/vm/drop_caches
