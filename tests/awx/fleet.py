@@ -63,8 +63,11 @@ def make_fleet(root, counts, python=None, order=None):
                                  "pmem_test_kind": kind}
         if kind == "failed":
             inventory_hosts[name]["ansible_python_interpreter"] = os.path.join(hostdir, "no-python3")
+    # every host is this machine (local connection): the watcher is a system service and would be
+    # installed here, so the simulated hosts run without it
     inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_become": False,
-                                  "ansible_python_interpreter": python or sys.executable},
+                                  "ansible_python_interpreter": python or sys.executable,
+                                  "remediate_watcher": False},
                          "hosts": inventory_hosts}}
     with open(os.path.join(root, "inventory.yml"), "w") as handle:
         json.dump(inventory, handle, indent=1)  # JSON is YAML
