@@ -389,7 +389,8 @@ ansible_facts:
         watcher:
           description: The C(pmem-poison-watch) service (see M(pmem.poison.pmem_watcher)). V(installed) is the
             version of the code on the host (null when not installed), V(current) the version this collection
-            would install, V(running) whether its process runs, V(state) what it wrote last (C(pid),
+            would install, V(running) whether its process runs, V(supported) whether the host runs systemd
+            (the role installs the watcher only there), V(state) what it wrote last (C(pid),
             C(passes), C(recorded), C(last_pass), C(last_change), C(last_error), C(lost_records)).
           type: dict
         event_sources:

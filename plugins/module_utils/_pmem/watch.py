@@ -132,9 +132,11 @@ def write_state(state, path=STATE_PATH):
     os.rename(tmp, path)
 
 
-def read_state(path=STATE_PATH, install_root=INSTALL_ROOT, proc_root="/proc"):
+def read_state(path=STATE_PATH, install_root=INSTALL_ROOT, proc_root="/proc", systemd_dir="/run/systemd/system"):
     """What ``pmem_badblocks`` reports as ``watcher``: installed version, running, last record."""
-    out = {"installed": None, "running": False, "state": None}
+    # the watcher is a systemd service: a host without systemd (a container) cannot run it
+    out = {"installed": None, "running": False, "state": None,
+           "supported": os.path.isdir(systemd_dir)}
     try:
         with open(os.path.join(install_root, "VERSION")) as f:
             out["installed"] = f.read().strip() or None
