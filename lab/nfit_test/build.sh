@@ -41,7 +41,6 @@ done
 ARCH=${ARCH:-amd64}
 LAB_APT_SUITES=${LAB_APT_SUITES:-${SUITE},${SUITE}-updates,${SUITE}-security}
 KVER="${KERNEL_ABI}-${ARCH}"
-EXPECTED_VERMAGIC="${KVER} SMP preempt mod_unload modversions"
 
 # Mirrors: recipe.env normally sets them; otherwise ask the host's apt which sites serve the
 # suite and its security suite (works for one-line and deb822 sources alike).
@@ -193,6 +192,11 @@ done
 # (/lib/modules/KVER/build is an absolute symlink: resolve it inside the chroot)
 chroot "$chroot_dir" test -e "/lib/modules/${KVER}/build/Makefile" || die "no /lib/modules/${KVER}/build in the chroot"
 hdr_config="${chroot_dir}/usr/src/linux-headers-${KVER}/.config"
+# The vermagic the running kernel accepts, built the way include/linux/vermagic.h builds it from
+# the kernel's configuration (Debian's 6.1 has modversions, its 7.x does not).
+vermagic_flag() { grep -q "^$1=y" "$hdr_config" && printf ' %s' "$2"; return 0; }
+EXPECTED_VERMAGIC="${KVER}$(vermagic_flag CONFIG_SMP SMP)$( (grep -q '^CONFIG_PREEMPT_BUILD=y' "$hdr_config" ||
+  grep -q '^CONFIG_PREEMPT=y' "$hdr_config") && printf ' preempt')$(vermagic_flag CONFIG_MODULE_UNLOAD mod_unload)$(vermagic_flag CONFIG_MODVERSIONS modversions)"
 
 # --- 2. unpack the source (only the parts the nvdimm test build compiles) ---------------------
 log "unpacking ${KERNEL_SOURCE_PKG} (tools/testing/nvdimm, drivers/{nvdimm,acpi/nfit,dax})"
