@@ -4,9 +4,9 @@
 """After madvise(MADV_HWPOISON) on a mapped page of /mnt/pmem-xfs/victim (XFS -o dax, e820 pmem):
 the evidence a host has after memory_failure() on a DAX page is there (the caller got SIGBUS, the
 kernel logged the recovery action for that pfn, HardwareCorrupted grew by the page) and the
-physical address is the e820 region's; and no badblocks list holds it, which is why this source
-needs its own support in the collection (a separate issue): the collection's report is saved in
-/root/arrival-result.json for that work, not asserted here."""
+physical address is the e820 region's; no badblocks list holds it, and the collection still sees
+it: pmem_badblocks (saved in /root/arrival-result.json) reports the page from the kernel log as a
+bad range at that physical address, and the host is not clean."""
 
 import json
 
@@ -51,3 +51,13 @@ def test_page_is_in_the_e820_region(host, event):
 def test_no_badblocks_list_holds_it(host):
     lists = host.check_output("cat /sys/block/pmem*/badblocks /sys/bus/nd/devices/region*/badblocks")
     assert lists.strip() == "", lists
+
+
+def test_the_collection_sees_it_from_the_kernel_log(host, event):
+    result = json.loads(host.check_output("cat /root/arrival-result.json"))
+    assert result["clean"] is False, result
+    hits = [r for r in result["bad_ranges"]
+            if r.get("absolute") is not None and r["absolute"] <= event["address"] < r["absolute"] + r["length"]]
+    assert len(hits) == 1, result["bad_ranges"]
+    assert hits[0]["sources"] == ["memory_failure"], hits[0]
+    assert hits[0]["filesystem"] and hits[0]["filesystem"]["fstype"] == "xfs", hits[0]
