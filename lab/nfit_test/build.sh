@@ -41,7 +41,6 @@ done
 ARCH=${ARCH:-amd64}
 LAB_APT_SUITES=${LAB_APT_SUITES:-${SUITE},${SUITE}-updates,${SUITE}-security}
 KVER="${KERNEL_ABI}-${ARCH}"
-EXPECTED_VERMAGIC="${KVER} SMP preempt mod_unload modversions"
 
 # Mirrors: recipe.env normally sets them; otherwise ask the host's apt which sites serve the
 # suite and its security suite (works for one-line and deb822 sources alike).
@@ -193,6 +192,10 @@ done
 # (/lib/modules/KVER/build is an absolute symlink: resolve it inside the chroot)
 chroot "$chroot_dir" test -e "/lib/modules/${KVER}/build/Makefile" || die "no /lib/modules/${KVER}/build in the chroot"
 hdr_config="${chroot_dir}/usr/src/linux-headers-${KVER}/.config"
+# The vermagic the kernel accepts, from its own configuration: Debian's 6.1 and 6.12 kernels have
+# CONFIG_MODVERSIONS=y ("... mod_unload modversions"), its 7.3 backport does not.
+EXPECTED_VERMAGIC="${KVER} SMP preempt mod_unload"
+if grep -q '^CONFIG_MODVERSIONS=y' "$hdr_config"; then EXPECTED_VERMAGIC+=" modversions"; fi
 
 # --- 2. unpack the source (only the parts the nvdimm test build compiles) ---------------------
 log "unpacking ${KERNEL_SOURCE_PKG} (tools/testing/nvdimm, drivers/{nvdimm,acpi/nfit,dax})"
