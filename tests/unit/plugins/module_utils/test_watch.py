@@ -92,9 +92,9 @@ def test_read_state_running_and_versions(tmp_path):
     assert got == {"installed": "abc", "running": True, "state": {"pid": 4242, "passes": 3}, "supported": True}
     watch.write_state({"pid": 4243}, path=str(state))  # that pid is not the watcher
     assert watch.read_state(path=str(state), install_root=str(root), proc_root=str(proc))["running"] is False
-    assert watch.read_state(path=str(tmp_path / "none.json"), install_root=str(tmp_path / "no"),
-                            proc_root=str(proc), systemd_dir=str(tmp_path / "none")) == {"installed": None, "running": False, "state": None,
-                                                     "supported": False}
+    absent = watch.read_state(path=str(tmp_path / "none.json"), install_root=str(tmp_path / "no"),
+                              proc_root=str(proc), systemd_dir=str(tmp_path / "none"))
+    assert absent == {"installed": None, "running": False, "state": None, "supported": False}
 
 
 def test_follow_runs_one_pass_per_burst_of_poison_lines(tmp_path):
