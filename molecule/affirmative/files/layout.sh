@@ -24,11 +24,13 @@ d = json.load(sys.stdin)
 for b in (d if isinstance(d, list) else [d]):
     if b.get("provider") != "e820":
         continue
-    for r in b.get("regions", []):
-        for n in sorted(r.get("namespaces", []), key=lambda n: n["dev"]):
-            if n.get("mode") == "fsdax" and n.get("blockdev"):
-                print(n["blockdev"])
-                sys.exit(0)
+    # the largest: pmemN/namespaceX.Y numbers follow probe order, which moves between builds, and
+    # mkfs.xfs refuses the 176 MiB device
+    found = [n for r in b.get("regions", []) for n in r.get("namespaces", [])
+             if n.get("mode") == "fsdax" and n.get("blockdev")]
+    if found:
+        print(max(found, key=lambda n: n.get("size", 0))["blockdev"])
+        sys.exit(0)
 ')
 [[ -n $e820 ]] || die "no e820 fsdax namespace (stock lab)"
 if mountpoint -q /mnt/pmem-xfs; then umount /mnt/pmem-xfs; fi
