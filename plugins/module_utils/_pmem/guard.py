@@ -275,6 +275,17 @@ def check_consent(entry, method, ctx, source=None):
             next_step="resolve the owner, restore the file, or accept the loss first")
 
 
+def _still_listed(rng, ctx):
+    """Is the range in a badblocks list now? True when that cannot be told (refuse, not guess)."""
+    if getattr(ctx, "badblocks", None) is None:
+        return True
+    try:
+        ctx.badblocks.invalidate()
+        return bool(ctx.badblocks.listed_range(rng))
+    except PmemError:
+        return True
+
+
 def check_capabilities(entry, method, ctx, shared=False):
     rng = entry.get("range") or {}
     caps = ctx.device_caps(rng.get("blockdev"), (entry.get("owner") or {}).get("device"),
@@ -290,6 +301,10 @@ def check_capabilities(entry, method, ctx, shared=False):
         return caps
     # a shared owner is restored into a fresh block: it does not need the write to clear
     if caps.get("write_clears") is False and not (method == "unshare" and shared):
+        if method in ("rewrite", "reallocate") and not _still_listed(rng, ctx):
+            # no list holds the range any more (software badblocks vanish at a reboot, a scrub
+            # may have cleared it): writing the good data is a restore, which any device can do
+            return caps
         raise DeviceCannotClear("%s cannot clear poison by write (the write fails with EIO)"
                                 % what, device=rng.get("blockdev"), range=_rid(entry),
                                 next_step="restore the data to other media; clearing needs "
