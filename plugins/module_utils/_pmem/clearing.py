@@ -690,7 +690,11 @@ def record_free_space(store, entries):
              "generation": None, "paths": [], "file_offset": None, "length": rng["length"],
              "repair_offset": None, "repair_length": None, "shared": False, "attr_fork": False,
              "metadata_kind": None, "processes": [],
-             "reason": None, "fs_offset": fs["offset"]}
+             "reason": None, "fs_offset": fs["offset"],
+             # the filesystem's identity, as the resolver gives it: the same free-space entry id
+             # the next converge resolves (ledger.entry_id keys filesystem owners by fs uuid)
+             "fs_uuid": next((e["owner"]["fs_uuid"] for e in entries if (e.get("owner") or {}).get("fs_uuid")),
+                             None)}
     store.data, changes = L.merge_detections(store.data, [{"range_id": rng["id"],
                                                            "owners": [owner]}], [rng])
     store.commit()
