@@ -113,16 +113,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def pread_exact(fd, length, offset):
-    out = b""
-    while len(out) < length:
-        chunk = os.pread(fd, length - len(out), offset + len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def _rng(entry):
     return entry.get("range") or {}
 
@@ -186,7 +176,7 @@ def good_data(entry, source, offset, length, file_size):
                 "source %s has %d bytes, the damaged file %d: not a copy of it"
                 % (source, st.st_size, file_size), range=entry["id"],
                 next_step="give a known-good copy of the same file")
-        data = pread_exact(sfd, min(length, max(0, file_size - offset)), offset)
+        data = G.pread_exact(sfd, min(length, max(0, file_size - offset)), offset)
     except OSError as e:
         raise SourceMismatch("cannot read source %s: %s" % (source, os.strerror(e.errno)),
                              range=entry["id"], next_step="give a readable known-good copy")
@@ -279,7 +269,7 @@ def already_rewritten(entry, source, ctx):
         data, _src = good_data(entry, source, offset, length, size)
         n = max(0, min(length, size - offset))
         try:
-            back = pread_exact(fd, n, offset)
+            back = G.pread_exact(fd, n, offset)
         except OSError:
             return None  # still poisoned (EIO)
         if back == data[:n]:

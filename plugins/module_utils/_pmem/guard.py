@@ -187,10 +187,12 @@ class FileTarget(_Target):
 
     def read_back(self, length, offset):
         """Read through the checked read-only descriptor (what a reader of the file sees)."""
-        return _read(self.rfd, length, offset)
+        return pread_exact(self.rfd, length, offset)
 
 
-def _read(fd, length, offset):
+def pread_exact(fd, length, offset):
+    """``length`` bytes at ``offset`` (fewer only at end of file): the one read loop of every
+    restore, verification and read-back."""
     out = b""
     while len(out) < length:
         chunk = os.pread(fd, length - len(out), offset + len(out))
