@@ -78,9 +78,13 @@ all:
       pmem_lab_flavour: $flavour
 EOS
 
-if ! lab_wait_ssh "$port" 120 "$run/qemu.pid"; then
+# From a snapshot SSH answers in seconds on an idle host; on a 2-core host shared with other TCG
+# guests it took over 120 s (measured at load 17), so the deadline is generous and adjustable.
+ssh_deadline=${PMEM_LAB_SSH_TIMEOUT:-360}
+[[ $ssh_deadline =~ ^[1-9][0-9]*$ ]] || lab_die "PMEM_LAB_SSH_TIMEOUT must be a number of seconds, not '$ssh_deadline'"
+if ! lab_wait_ssh "$port" "$ssh_deadline" "$run/qemu.pid"; then
   tail -n 30 "$run/serial.log" >&2 || true
-  lab_die "instance $name: no SSH on 127.0.0.1:$port (serial log: $run/serial.log; stop it with lab/down.sh $name)"
+  lab_die "instance $name: no SSH on 127.0.0.1:$port within ${ssh_deadline}s (serial log: $run/serial.log; stop it with lab/down.sh $name)"
 fi
 lab_log "instance $name ($flavour) up: PID $pid, ssh 127.0.0.1:$port, $((SECONDS - t_start))s from snapshot"
 echo "$run/instance.env"
