@@ -221,12 +221,17 @@ lab_qemu_argv() {
 }
 
 # lab_ssh_argv PORT: fills LAB_SSH_ARGV (without the command).
+# ConnectTimeout also bounds the SSH banner exchange. Keep it long: the trixie guests (6.12, 7.x)
+# run OpenSSH 10, whose PerSourcePenalties count every connection closed before authentication
+# (`noauth`) against its source, and every connection from the host arrives from QEMU's one user-net
+# address. With 3 s, a guest slowed by a loaded host (load 20) missed the banner a dozen times and
+# then refused every connection for minutes ("Not allowed at this time"): no SSH within 360 s.
 lab_ssh_argv() {
   local port=$1
   LAB_SSH_ARGV=(
     ssh -q -i "$(lab_ssh_key)" -p "$port"
     -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-    -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3
+    -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=${PMEM_LAB_SSH_CONNECT_TIMEOUT:-60}
     -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o IdentitiesOnly=yes
     root@127.0.0.1
   )

@@ -72,7 +72,7 @@ all:
       ansible_port: $port
       ansible_user: root
       ansible_ssh_private_key_file: $key
-      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes
+      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ConnectTimeout=60
       ansible_ssh_pipelining: true
       ansible_python_interpreter: /usr/bin/python3
       pmem_lab_flavour: $flavour
