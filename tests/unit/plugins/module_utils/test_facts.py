@@ -310,30 +310,6 @@ def test_missing_ledger_module(monkeypatch, tmp_path):
     assert got["warnings"] == ["ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"]
 
 
-# -- capabilities -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("provider,commands,kernel,expect", [
-    ("e820", [], "6.1.0", (True, True, "n/a")),
-    ("e820", [], "5.15.0-91-generic", (True, False, "n/a")),
-    ("ACPI.NFIT", ["cmd_call"], "6.1.0", (False, False, False)),
-    ("ACPI.NFIT", ["ars_cap", "ars_start", "ars_status", "clear_error", "cmd_call"], "6.1.0", (None, None, True)),
-    ("ACPI.NFIT", ["clear_error"], "5.10.0", (None, False, True)),
-    ("nfit_test.0", ["clear_error"], "6.1.0", (True, False, True)),
-    ("virtio_pmem", [], "6.1.0", (True, True, "n/a")),
-    ("mystery", [], "6.1.0", (None, None, None)),
-])
-def test_bus_capabilities(provider, commands, kernel, expect):
-    caps = facts.bus_capabilities({"provider": provider, "commands": commands}, facts.kernel_version(kernel))
-    assert (caps["write_clears"], caps["dax_write_clears"], caps["bus_can_clear"]) == expect
-
-
-def test_kernel_version():
-    assert facts.kernel_version("6.1.0-56-amd64") == [6, 1, 0]
-    assert facts.kernel_version("5.19") == [5, 19, 0]
-    assert facts.kernel_version("garbage") is None
-    assert facts.capabilities({"kernel": None})["recovery_write"] is None
-
-
 def test_truncated_list_warns(tmp_path):
     import synth  # pylint: disable=import-outside-toplevel
     bb = "".join("%d 1\n" % (20480 + 2 * i) for i in range(500))
