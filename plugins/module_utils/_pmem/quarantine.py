@@ -26,6 +26,7 @@ import os
 import stat
 import struct
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
@@ -34,7 +35,6 @@ XATTR = "user.pmem_poison.lost_ranges"
 QDIR = ".pmem-quarantine"
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
-FS_IOC_GETVERSION = 0x80087601
 FS_IMMUTABLE_FL = 0x00000010
 FS_APPEND_FL = 0x00000020
 
@@ -95,13 +95,6 @@ def open_file_nofollow(path):
     return dfd, name, fd
 
 
-def get_generation(fd):
-    try:
-        return struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETVERSION, b"\0" * 8)[:4])[0] & 0xffffffff
-    except (IOError, OSError):
-        return None
-
-
 def get_flags(fd):
     return struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 8)[:4])[0]
 
@@ -118,7 +111,7 @@ def check_identity(fd, path, owner):
                    % (path, st.st_ino, owner["inode"]))
     gen = owner.get("generation")
     if gen is not None:
-        now = get_generation(fd)
+        now = _fiemap.get_generation(fd)
         if now is not None and now != int(gen) & 0xffffffff:
             raise Skip("%s generation changed (%s -> %s): inode reused since resolution; skipped"
                        % (path, gen, now))
