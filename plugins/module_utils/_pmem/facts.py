@@ -17,6 +17,7 @@ import os
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as _capabilities
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
@@ -224,14 +225,9 @@ def read_ledger_summary(ledger_path):
         os.stat(ledger_path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return [], set(), None, None  # no ledger: no entries (and no need to load ledger.py)
+            return [], set(), None, None  # no ledger: no entries
     try:
-        from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
-        reader = _ledger.read_summary
-    except (ImportError, AttributeError):
-        return [], set(), None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
-    try:
-        entries, keys = reader(ledger_path)
+        entries, keys = _ledger.read_summary(ledger_path)
         return list(entries or []), set(keys or ()), None, None
     except PmemError as exc:
         return [], set(), {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
