@@ -55,7 +55,8 @@ inventory="$(dirname "$env_file")/inventory.yml"
 guest() { "$REPO/lab/ssh.sh" "$NAME" "$@"; }
 
 step "laying out XFS (reflink, e820 pmem) and ext4 (QEMU NVDIMM), both -o dax; writing files; injecting poison"
-guest bash -s <"$REPO/molecule/default/files/demo_layout.sh" >"$OUT/layout.json" 2>"$OUT/layout.log" || {
+cat "$REPO/molecule/shared/files/layout_lib.sh" "$REPO/molecule/default/files/demo_layout.sh" |
+  guest bash -s >"$OUT/layout.json" 2>"$OUT/layout.log" || {
   cat "$OUT/layout.log" >&2
   exit 1
 }

@@ -222,8 +222,8 @@ check_mode:
 from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import InputError
 
@@ -232,10 +232,10 @@ ARGUMENT_SPEC = dict(
                 choices=["auto", "rewrite", "reallocate", "device_write", "ndctl"]),
     entry_ids=dict(type="list", elements="str"),
     source=dict(type="path"),
-    policy=dict(type="dict", options=I.POLICY),
-    results=dict(type="list", elements="dict", options=I.RESULT),
-    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
-    capabilities=dict(type="dict", options=I.CAPABILITIES),
+    policy=dict(type="dict", options=_inputs.POLICY),
+    results=dict(type="list", elements="dict", options=_inputs.RESULT),
+    bad_ranges=dict(type="list", elements="dict", options=_inputs.BAD_RANGE),
+    capabilities=dict(type="dict", options=_inputs.CAPABILITIES),
     accepted_by=dict(type="str"),
     accepted_reason=dict(type="str"),
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
@@ -246,12 +246,12 @@ ARGUMENT_SPEC = dict(
 def checked_params(params, raw):
     """The options as given, after the consent rules the argument spec cannot express."""
     problems = []
-    p = I.as_given(params, raw, ARGUMENT_SPEC)
+    p = _inputs.as_given(params, raw, ARGUMENT_SPEC)
     policy = p["policy"] or {}
-    problems.append(I.empty_ids_problem("entry_ids", p["entry_ids"]))
-    problems.extend(I.blank_items("entry_ids", p["entry_ids"]))
+    problems.append(_inputs.empty_ids_problem("entry_ids", p["entry_ids"]))
+    problems.extend(_inputs.blank_items("entry_ids", p["entry_ids"]))
     if p["source"] is not None:
-        if I.blank(p["source"]):
+        if _inputs.blank(p["source"]):
             problems.append("source is blank: give the absolute path of the known-good copy")
         if not p["entry_ids"]:
             problems.append("source needs entry_ids: a restore source applies only to the "
@@ -267,25 +267,25 @@ def checked_params(params, raw):
                             "policy.offline_window_allowed: true to consent to the offline "
                             "window" % p["method"])
     if policy.get("accepted_loss"):
-        problems.append(I.text_problem("accepted_by", p["accepted_by"],
-                                       "say who accepts the losses in policy.accepted_loss"))
-        problems.append(I.text_problem("accepted_reason", p["accepted_reason"],
-                                       "say why the data in policy.accepted_loss may be given up"))
+        problems.append(_inputs.text_problem("accepted_by", p["accepted_by"],
+                                             "say who accepts the losses in policy.accepted_loss"))
+        problems.append(_inputs.text_problem("accepted_reason", p["accepted_reason"],
+                                             "say why the data in policy.accepted_loss may be given up"))
     else:
         for name in ("accepted_by", "accepted_reason"):
-            if p[name] is not None and I.blank(p[name]):
+            if p[name] is not None and _inputs.blank(p[name]):
                 problems.append("%s is blank (%r): leave it out or say something" % (name, p[name]))
-    problems.extend(I.policy_problems(policy))
-    problems.extend(I.capabilities_problems(p["capabilities"]))
-    problems.append(I.ledger_path_problem(p["ledger_path"]))
+    problems.extend(_inputs.policy_problems(policy))
+    problems.extend(_inputs.capabilities_problems(p["capabilities"]))
+    problems.append(_inputs.ledger_path_problem(p["ledger_path"]))
     if p["lock_timeout"] < 0:
         problems.append("lock_timeout must be 0 or more seconds, got %s" % p["lock_timeout"])
-    I.raise_problems(problems)
+    _inputs.raise_problems(problems)
     if p["entry_ids"]:
-        known = set(e["id"] for e in L.load(p["ledger_path"])["entries"])
+        known = set(e["id"] for e in _ledger.load(p["ledger_path"])["entries"])
         for result in p["results"] or []:
             for owner in result.get("owners") or [{"kind": "unknown"}]:
-                known.add(L.entry_id(result["range_id"], owner))
+                known.add(_ledger.entry_id(result["range_id"], owner))
         missing = sorted(set(p["entry_ids"]) - known)
         if missing:
             raise InputError(

@@ -142,16 +142,16 @@ ledger_path:
 
 from ansible.module_utils.basic import AnsibleModule, _load_params
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", default="present", choices=["present", "released", "accepted_lost"]),
-    results=dict(type="list", elements="dict", options=I.RESULT),
-    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
+    results=dict(type="list", elements="dict", options=_inputs.RESULT),
+    bad_ranges=dict(type="list", elements="dict", options=_inputs.BAD_RANGE),
     entry_ids=dict(type="list", elements="str"),
-    containment=dict(type="list", elements="str", default=[], choices=I.CONTAINMENT),
+    containment=dict(type="list", elements="str", default=[], choices=_inputs.CONTAINMENT),
     by=dict(type="str"),
     why=dict(type="str"),
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
@@ -162,16 +162,16 @@ ARGUMENT_SPEC = dict(
 def checked_params(params, raw):
     """The options as given, after the checks the argument spec cannot express."""
     problems = []
-    problems.append(I.empty_ids_problem("entry_ids", params["entry_ids"]))
-    problems.extend(I.blank_items("entry_ids", params["entry_ids"]))
+    problems.append(_inputs.empty_ids_problem("entry_ids", params["entry_ids"]))
+    problems.extend(_inputs.blank_items("entry_ids", params["entry_ids"]))
     if params["state"] == "accepted_lost":
-        problems.append(I.text_problem("by", params["by"], "say who accepts the loss"))
-        problems.append(I.text_problem("why", params["why"], "say why the data may be given up"))
-    problems.append(I.ledger_path_problem(params["ledger_path"]))
+        problems.append(_inputs.text_problem("by", params["by"], "say who accepts the loss"))
+        problems.append(_inputs.text_problem("why", params["why"], "say why the data may be given up"))
+    problems.append(_inputs.ledger_path_problem(params["ledger_path"]))
     if params["lock_timeout"] < 0:
         problems.append("lock_timeout must be 0 or more seconds, got %s" % params["lock_timeout"])
-    I.raise_problems(problems)
-    return I.as_given(params, raw, ARGUMENT_SPEC)
+    _inputs.raise_problems(problems)
+    return _inputs.as_given(params, raw, ARGUMENT_SPEC)
 
 
 def main():

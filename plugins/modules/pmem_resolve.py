@@ -217,13 +217,15 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule, _load_params
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 ARGUMENT_SPEC = dict(
-    bad_ranges=dict(type="list", elements="dict", options=I.BAD_RANGE),
+    bad_ranges=dict(type="list", elements="dict", options=_inputs.BAD_RANGE),
     ranges=dict(type="list", elements="dict", options=dict(
         device=dict(type="str", required=True),
         offset=dict(type="int", required=True),
@@ -237,8 +239,6 @@ ARGUMENT_SPEC = dict(
 
 def _gather_bad_ranges():
     """Default input: the host's bad ranges, from the same core as pmem_badblocks."""
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
     return _ranges.gather_bad_ranges(_topology.gather_topology())
 
 
@@ -248,7 +248,7 @@ def resolve_direct(ranges, sysfs_root="/sys", **kw):
     slots, todo = [], []
     for item in ranges:
         try:
-            I.check_direct_range(item, sysfs_root)
+            _inputs.check_direct_range(item, sysfs_root)
         except PmemError as e:
             slots.append({"range_id": e.range, "owners": [], "error": e.to_dict(),
                           "warnings": []})
@@ -260,7 +260,6 @@ def resolve_direct(ranges, sysfs_root="/sys", **kw):
 
 
 def _current_topology():
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
     return _topology.gather_topology()
 
 
@@ -289,12 +288,12 @@ def main():
         if p["max_walk_seconds"] < 0:
             problems.append("max_walk_seconds must be 0 (no limit) or more, got %s"
                             % p["max_walk_seconds"])
-        I.raise_problems(problems)
+        _inputs.raise_problems(problems)
         kw = dict(facts=None, walk_paths=p["walk_paths"],
                   max_walk_seconds=p["max_walk_seconds"] or None)
         if p["ranges"] is not None:
             return resolve_direct(p["ranges"], **kw)
-        todo = I.as_given(p, raw, ARGUMENT_SPEC)["bad_ranges"]
+        todo = _inputs.as_given(p, raw, ARGUMENT_SPEC)["bad_ranges"]
         topology = None
         if todo is None:
             todo = _gather_bad_ranges()

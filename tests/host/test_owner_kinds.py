@@ -20,6 +20,7 @@ import tempfile
 
 import pytest
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
 
 from .conftest import LoopFs, _require_host, extents_of, sh
@@ -161,8 +162,8 @@ def test_directory_found_without_bulkstat_uses_the_walk(kindfs, monkeypatch):
     ino, blocks = blocks_of(kindfs, "bigdir")
 
     def no_bulkstat(fd, inodes, ioctl=None):
-        raise O._fsmap.FsmapUnsupported(25, "XFS bulkstat: Inappropriate ioctl for device")
-    monkeypatch.setattr(O._fsmap, "inode_types", no_bulkstat)
+        raise fsmap.FsmapUnsupported(25, "XFS bulkstat: Inappropriate ioctl for device")
+    monkeypatch.setattr(fsmap, "inode_types", no_bulkstat)
     owners = resolve(kindfs, blocks[0])
     assert [(o["kind"], o["metadata_kind"], o["inode"]) for o in owners] == [
         ("metadata", "directory", ino)]

@@ -11,7 +11,10 @@ import os
 
 import pytest
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_ext4
 
 from .conftest import truth_physical
 
@@ -153,7 +156,6 @@ def test_mount_point_input_and_double_mount(loopfs, tmp_path):
 
 def test_inode_freed_between_query_and_walk(loopfs, monkeypatch):
     loopfs.mount()
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths
     real = inode_paths.find_paths
 
     def vanished(root, inodes, **kw):
@@ -161,7 +163,7 @@ def test_inode_freed_between_query_and_walk(loopfs, monkeypatch):
         res["paths"].clear()
         return res
 
-    monkeypatch.setattr(O._paths, "find_paths", vanished)
+    monkeypatch.setattr(inode_paths, "find_paths", vanished)
     phys = truth_physical(loopfs, "data", 0)
     # the walk path (on ext4 the debugfs fast path names and verifies every link without a walk;
     # its own stale cases are the test_ext4_* tests below)
@@ -212,7 +214,7 @@ def _spy_debugfs(monkeypatch):
 def _forbid_fiemap_pass(monkeypatch):
     def boom(*a, **kw):
         raise AssertionError("the full FIEMAP pass ran although every candidate verified")
-    monkeypatch.setattr(O._fiemap, "scan", boom)
+    monkeypatch.setattr(fiemap, "scan", boom)
 
 
 def test_ext4_fast_path_owners_without_fiemap_pass(loopfs, monkeypatch):
@@ -263,12 +265,12 @@ def test_ext4_stale_candidate_falls_back_and_stays_correct(loopfs, monkeypatch):
         return dict((b, wrong) for b in blocks)
     monkeypatch.setattr(owners_offline, "ext4_icheck", stale_icheck)
     scans = []
-    real_scan = O._fiemap.scan
+    real_scan = fiemap.scan
 
     def spy_scan(root, intervals, **kw):
         scans.append(list(intervals))
         return real_scan(root, intervals, **kw)
-    monkeypatch.setattr(O._fiemap, "scan", spy_scan)
+    monkeypatch.setattr(fiemap, "scan", spy_scan)
     p_data = truth_physical(loopfs, "data", 0)
     p_s1 = truth_physical(loopfs, "s1", 0)
     res = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": p_data, "length": 512}),
@@ -306,7 +308,7 @@ def test_ext4_candidate_deleted_after_sync(loopfs, monkeypatch):
 
 def test_ext4_without_debugfs_uses_fiemap_pass(loopfs, monkeypatch):
     _ext4_mounted(loopfs)
-    monkeypatch.setattr(O, "_find_tool", lambda name: None)
+    monkeypatch.setattr(owners_ext4, "_find_tool", lambda name: None)
     calls, run = _spy_debugfs(monkeypatch)
     phys = truth_physical(loopfs, "s2", 0)
     (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})],

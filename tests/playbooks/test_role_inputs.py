@@ -18,8 +18,8 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "unit", "plugins", "modules"))
-from bad_inputs_world import make_world, snapshot  # noqa: E402  pylint: disable=wrong-import-position
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from module_harness import make_world, snapshot  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-playbook not on PATH")

@@ -8,12 +8,10 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world import make_world
+from ansible_collections.pmem.poison.tests.support.module_harness import make_world
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    """A damaged file, its good copy and a ledger with one open entry (bad_inputs_world)."""
-    w = make_world(tmp_path)
-    monkeypatch.setenv("PMEM_POISON_TEST_BADBLOCKS", w.badblocks)
-    return w
+    """A damaged file, its good copy and a ledger with one open entry (tests/support/module_harness)."""
+    return make_world(tmp_path)

@@ -7,32 +7,12 @@
 #   /mnt/pmem-xfs/data/a.dat  page 2 poisoned; known-good copy /srv/golden/a.dat (restore.yml)
 #   /mnt/pmem-xfs/data/b.dat  page 1 poisoned; no copy                      (accept_loss.yml)
 # Neither file has a restore source in the policy: remediate quarantines both and leaves them open.
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 state=/etc/pmem-affirmative
-if [[ -s $state/layout.json ]]; then
-  cat "$state/layout.json" >&3
-  exit 0
-fi
-die() {
-  echo "layout: $*" >&2
-  exit 1
-}
-e820=$(ndctl list -N -R -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-for b in (d if isinstance(d, list) else [d]):
-    if b.get("provider") != "e820":
-        continue
-    # the largest: pmemN/namespaceX.Y numbers follow probe order, which moves between builds, and
-    # mkfs.xfs refuses the 176 MiB device
-    found = [n for r in b.get("regions", []) for n in r.get("namespaces", [])
-             if n.get("mode") == "fsdax" and n.get("blockdev")]
-    if found:
-        print(max(found, key=lambda n: n.get("size", 0))["blockdev"])
-        sys.exit(0)
-')
-[[ -n $e820 ]] || die "no e820 fsdax namespace (stock lab)"
+layout_done "$state/layout.json"
+# the largest: mkfs.xfs refuses the 176 MiB device
+e820=$(layout_device e820 fsdax)
+[[ -n $e820 ]] || layout_die "no e820 fsdax namespace (stock lab)"
 if mountpoint -q /mnt/pmem-xfs; then umount /mnt/pmem-xfs; fi
 wipefs -q -a "/dev/$e820"
 mkfs.xfs -q -f -m reflink=1,rmapbt=1 -L pmem-xfs "/dev/$e820"
@@ -54,7 +34,7 @@ file_sector() { # FILE OFFSET -> device sector of that file offset (FIEMAP, 512-
 inject() { # FILE OFFSET: one 4 KiB page
   local s
   s=$(file_sector "$1" "$2")
-  [[ $s =~ ^[0-9]+$ ]] || die "offset $2 of $1 is not allocated"
+  [[ $s =~ ^[0-9]+$ ]] || layout_die "offset $2 of $1 is not allocated"
   echo "$s 8" >"/sys/block/$e820/badblocks"
   printf '"%s": {"device": "%s", "sector": %d, "sectors": 8, "file_offset": %d}' "$1" "$e820" "$s" "$2"
 }

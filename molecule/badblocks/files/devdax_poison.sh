@@ -2,13 +2,9 @@
 # nfit_test flavour: make a small devdax namespace on nfit_test.0 and inject region-level poison into
 # it (ndctl inject-error + scrub). Idempotent. Prints and stores /etc/pmem-lab/badblocks-devdax.json:
 # {"namespace", "dax", "region", "block", "sectors"}.
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 out=/etc/pmem-lab/badblocks-devdax.json
-if [[ -s $out ]]; then
-  cat "$out" >&3
-  exit 0
-fi
+layout_done "$out"
 block=${DEVDAX_BLOCK:-64}
 sectors=${DEVDAX_SECTORS:-8}
 # a region with room for a new namespace, else an unmounted fsdax namespace reconfigured in place

@@ -7,40 +7,14 @@
 #   ACPI.NFIT fsdax (whole device): XFS reflink=1,rmapbt=1 -o dax /mnt/pmem-nvdimm
 #   ACPI.NFIT devdax: left alone
 #   nfit_test.0 fsdax (nfit_test flavour): XFS -o dax /mnt/nfit-xfs
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 layout=/etc/pmem-lab/badblocks-layout.json
-if [[ -s $layout ]]; then
-  cat "$layout" >&3
-  exit 0
-fi
-pick() { # PROVIDER MODE -> first device name
-  ndctl list -N -R -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-buses = d if isinstance(d, list) else [d]
-for b in buses:
-    if b.get("provider") != sys.argv[1]:
-        continue
-    for r in b.get("regions", []):
-        for n in sorted(r.get("namespaces", []), key=lambda n: n["dev"]):
-            if n.get("mode") == sys.argv[2] and (n.get("blockdev") or n.get("chardev")):
-                print(n.get("blockdev") or n.get("chardev"))
-                sys.exit(0)
-' "$1" "$2"
-}
-mkxfs() {
-  TEST_DIR=/tmp TEST_DEV="$1" QA_CHECK_FS=xfs mkfs.xfs -q -f -m "$3" -L "$2" "$1"
-}
-mnt() {
-  mkdir -p "$2"
-  mountpoint -q "$2" || mount -o dax "$1" "$2"
-}
-e820=$(pick e820 fsdax)
-nvdimm=$(pick ACPI.NFIT fsdax)
-devdax=$(pick ACPI.NFIT devdax)
-nfit=$(pick nfit_test.0 fsdax)
-[[ -n $e820 ]] || { echo "no e820 pmem"; exit 1; }
+layout_done "$layout"
+e820=$(layout_device e820 fsdax)
+nvdimm=$(layout_device ACPI.NFIT fsdax)
+devdax=$(layout_device ACPI.NFIT devdax)
+nfit=$(layout_device nfit_test.0 fsdax)
+[[ -n $e820 ]] || layout_die "no e820 pmem"
 # 2 MiB-aligned partitions whose sizes are whole 2 MiB units (DAX refuses unaligned ones): 60 % / rest
 total=$(blockdev --getsz "/dev/$e820")
 p1=$(((total - 8192) * 6 / 10 / 4096 * 4096))
@@ -52,17 +26,17 @@ start=$p2start, size=$p2, name=pmem-ext4
 EOS
 blockdev --rereadpt "/dev/$e820" || true
 udevadm settle
-mkxfs "/dev/${e820}p1" pmem-xfs reflink=0,rmapbt=1
+layout_mkxfs "/dev/${e820}p1" pmem-xfs reflink=0,rmapbt=1
 mkfs.ext4 -q -F -b 4096 -L pmem-ext4 "/dev/${e820}p2"
-mnt "/dev/${e820}p1" /mnt/pmem-xfs
-mnt "/dev/${e820}p2" /mnt/pmem-ext4
+layout_mount "/dev/${e820}p1" /mnt/pmem-xfs
+layout_mount "/dev/${e820}p2" /mnt/pmem-ext4
 if [[ -n $nvdimm ]]; then
-  mkxfs "/dev/$nvdimm" pmem-nvdimm reflink=1,rmapbt=1
-  mnt "/dev/$nvdimm" /mnt/pmem-nvdimm
+  layout_mkxfs "/dev/$nvdimm" pmem-nvdimm reflink=1,rmapbt=1
+  layout_mount "/dev/$nvdimm" /mnt/pmem-nvdimm
 fi
 if [[ -n $nfit ]]; then
-  mkxfs "/dev/$nfit" nfit-xfs reflink=1,rmapbt=1
-  mnt "/dev/$nfit" /mnt/nfit-xfs
+  layout_mkxfs "/dev/$nfit" nfit-xfs reflink=1,rmapbt=1
+  layout_mount "/dev/$nfit" /mnt/nfit-xfs
 fi
 mkdir -p /etc/pmem-lab
 printf '{"e820": "%s", "nvdimm": "%s", "devdax": "%s", "nfit": "%s"}\n' "$e820" "$nvdimm" "$devdax" "$nfit" >"$layout"

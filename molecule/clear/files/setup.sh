@@ -14,42 +14,18 @@
 #   POISON_SCRIPT   the text of molecule/shared/files/inject_poison.sh
 #   CLEAR_VICTIMS   "fs:offset ..." victims to create and poison, e.g. "xfs:8192 ext4:8192"
 #   CLEAR_SPARE     "fs ..." victims to create (with copies) but not poison, e.g. "nvdimm"
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 state=/etc/pmem-lab/clear-state.json
-if [[ -s $state ]]; then
-  cat "$state" >&3
-  exit 0
-fi
-pick() { # PROVIDER MODE -> fsdax block devices of that bus, largest first
-  ndctl list -N -R -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-found = []
-for b in (d if isinstance(d, list) else [d]):
-    if b.get("provider") != sys.argv[1]:
-        continue
-    for r in b.get("regions", []):
-        for n in r.get("namespaces", []):
-            if n.get("mode") == sys.argv[2] and n.get("blockdev"):
-                found.append((-int(n.get("size", 0)), n["blockdev"]))
-print(" ".join(dev for _s, dev in sorted(found)))
-' "$1" "$2"
-}
-mkxfs() { TEST_DIR=/tmp TEST_DEV="$1" QA_CHECK_FS=xfs mkfs.xfs -q -f -m "$3" -L "$2" "$1"; }
-mnt() {
-  mkdir -p "$2"
-  mountpoint -q "$2" || mount -o dax "$1" "$2"
-}
-read -r -a e820s <<<"$(pick e820 fsdax)"
-nvdimm=$(pick ACPI.NFIT fsdax | awk '{print $1}')
-((${#e820s[@]} > 0)) || { echo "no e820 pmem"; exit 1; }
+layout_done "$state"
+read -r -a e820s <<<"$(layout_devices e820 fsdax)"
+nvdimm=$(layout_device ACPI.NFIT fsdax)
+((${#e820s[@]} > 0)) || layout_die "no e820 pmem"
 if ((${#e820s[@]} >= 2)); then
   # two e820 devices: XFS on the larger, ext4 on the other (whole devices)
   e820=${e820s[0]}
   xfsdev=/dev/${e820s[0]}
   ext4dev=/dev/${e820s[1]}
-  mkxfs "$xfsdev" pmem-xfs reflink=1,rmapbt=1
+  layout_mkxfs "$xfsdev" pmem-xfs reflink=1,rmapbt=1
 else
   # one e820 device (512 MiB): GPT, p1 XFS, p2 ext4
   e820=${e820s[0]}
@@ -61,14 +37,14 @@ EOS
   udevadm settle
   xfsdev=/dev/${e820}p1
   ext4dev=/dev/${e820}p2
-  mkxfs "$xfsdev" pmem-xfs reflink=0,rmapbt=1
+  layout_mkxfs "$xfsdev" pmem-xfs reflink=0,rmapbt=1
 fi
 mkfs.ext4 -q -F -b 4096 -L pmem-ext4 "$ext4dev"
-mnt "$xfsdev" /mnt/pmem-xfs
-mnt "$ext4dev" /mnt/pmem-ext4
+layout_mount "$xfsdev" /mnt/pmem-xfs
+layout_mount "$ext4dev" /mnt/pmem-ext4
 if [[ -n $nvdimm ]]; then
-  mkxfs "/dev/$nvdimm" pmem-nvdimm reflink=1,rmapbt=1
-  mnt "/dev/$nvdimm" /mnt/pmem-nvdimm
+  layout_mkxfs "/dev/$nvdimm" pmem-nvdimm reflink=1,rmapbt=1
+  layout_mount "/dev/$nvdimm" /mnt/pmem-nvdimm
 fi
 mkdir -p /root/backup /etc/pmem-lab
 victim() {

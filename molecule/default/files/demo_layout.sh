@@ -13,45 +13,22 @@
 #   /mnt/pmem-xfs/vm/base.img       page 3; shared with vm/clone.img (cp --reflink)  -> both quarantined
 #   /mnt/pmem-ext4/scratch/results.bin  page 0; no copy                              -> quarantined
 #   free space in the middle of the ext4 filesystem's last free extent              -> offline window
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 state=/etc/pmem-demo
-if [[ -s $state/layout.json ]]; then
-  cat "$state/layout.json" >&3
-  exit 0
-fi
-die() {
-  echo "demo_layout: $*" >&2
-  exit 1
-}
-pick() { # PROVIDER MODE -> first block device of that bus and mode
-  ndctl list -N -R -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-for b in (d if isinstance(d, list) else [d]):
-    if b.get("provider") != sys.argv[1]:
-        continue
-    for r in b.get("regions", []):
-        for n in sorted(r.get("namespaces", []), key=lambda n: n["dev"]):
-            if n.get("mode") == sys.argv[2] and n.get("blockdev"):
-                print(n["blockdev"])
-                sys.exit(0)
-' "$1" "$2"
-}
-e820=$(pick e820 fsdax)
-nvdimm=$(pick ACPI.NFIT fsdax)
-[[ -n $e820 && -n $nvdimm ]] || die "need the e820 pmem and the QEMU NVDIMM fsdax namespace (stock lab)"
+layout_done "$state/layout.json"
+e820=$(layout_device e820 fsdax)
+nvdimm=$(layout_device ACPI.NFIT fsdax)
+[[ -n $e820 && -n $nvdimm ]] || layout_die "need the e820 pmem and the QEMU NVDIMM fsdax namespace (stock lab)"
 
 for m in /mnt/pmem-xfs /mnt/pmem-ext4; do
   if mountpoint -q "$m"; then umount "$m"; fi
 done
 wipefs -q -a "/dev/$e820" "/dev/$nvdimm"
 blockdev --rereadpt "/dev/$e820" 2>/dev/null || true
-TEST_DIR=/tmp TEST_DEV="/dev/$e820" QA_CHECK_FS=xfs mkfs.xfs -q -f -m reflink=1,rmapbt=1 -L pmem-xfs "/dev/$e820"
+layout_mkxfs "/dev/$e820" pmem-xfs
 mkfs.ext4 -q -F -b 4096 -L pmem-ext4 "/dev/$nvdimm"
-mkdir -p /mnt/pmem-xfs /mnt/pmem-ext4
-mount -o dax "/dev/$e820" /mnt/pmem-xfs
-mount -o dax "/dev/$nvdimm" /mnt/pmem-ext4
+layout_mount "/dev/$e820" /mnt/pmem-xfs
+layout_mount "/dev/$nvdimm" /mnt/pmem-ext4
 
 mkdir -p /mnt/pmem-xfs/db /mnt/pmem-xfs/logs /mnt/pmem-xfs/vm /mnt/pmem-ext4/scratch /srv/backup/db
 for f in /mnt/pmem-xfs/db/table.dat /mnt/pmem-xfs/logs/app.log /mnt/pmem-xfs/vm/base.img \
@@ -76,7 +53,7 @@ file_sector() { # FILE OFFSET -> device sector of that file offset (FIEMAP, 512-
 inject_file() { # FILE OFFSET DEVICE
   local s
   s=$(file_sector "$1" "$2")
-  [[ $s =~ ^[0-9]+$ ]] || die "offset $2 of $1 is not allocated"
+  [[ $s =~ ^[0-9]+$ ]] || layout_die "offset $2 of $1 is not allocated"
   printf '"%s": ' "$1"
   inject "$3" "$s"
 }
@@ -85,7 +62,7 @@ inject_file() { # FILE OFFSET DEVICE
 # returns nothing for a query that lies inside a free extent, so the free range goes on ext4.
 free_sector=$(xfs_io -c fsmap /mnt/pmem-ext4 | awk '/free space/ { split($3, a, /[][.:]+/); s = a[2]; e = a[3] }
   END { if (e != "") print int((s + e) / 2 / 8) * 8 }')
-[[ $free_sector =~ ^[0-9]+$ ]] || die "no free-space extent found on /mnt/pmem-ext4"
+[[ $free_sector =~ ^[0-9]+$ ]] || layout_die "no free-space extent found on /mnt/pmem-ext4"
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 {

@@ -3,23 +3,16 @@
 # extent (cp --reflink), known-good copies in /root/backup/reflink, poison under page 1 of `a`
 # (the page all three share). One remote task; idempotent (a second run prints the saved state).
 # Environment: POISON_SCRIPT (the text of molecule/shared/files/inject_poison.sh).
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 state=/etc/pmem-lab/reflink-state.json
-if [[ -s $state ]]; then
-  cat "$state" >&3
-  exit 0
-fi
-dev=$(ndctl list -N -b e820 | python3 -c '
-import json, sys
-ns = json.load(sys.stdin)
-ns = ns if isinstance(ns, list) else [ns]
-print(sorted((n for n in ns if n.get("blockdev")), key=lambda n: -int(n["size"]))[0]["blockdev"])')
+layout_done "$state"
+dev=$(layout_device e820 fsdax)
+[[ -n $dev ]] || layout_die "no e820 fsdax namespace"
 mnt=/mnt/pmem-reflink
-grep -q "^/dev/$dev " /proc/mounts && { echo "/dev/$dev is already mounted"; exit 1; }
-TEST_DIR=/tmp TEST_DEV=/dev/$dev QA_CHECK_FS=xfs mkfs.xfs -q -f -m reflink=1,rmapbt=1 -L reflink "/dev/$dev"
-mkdir -p "$mnt" /root/backup/reflink
-mount -o dax "/dev/$dev" "$mnt"
+grep -q "^/dev/$dev " /proc/mounts && layout_die "/dev/$dev is already mounted"
+layout_mkxfs "/dev/$dev" reflink
+mkdir -p /root/backup/reflink
+layout_mount "/dev/$dev" "$mnt"
 head -c 16384 /dev/urandom >/root/backup/reflink/a
 cp /root/backup/reflink/a /root/backup/reflink/b
 cp /root/backup/reflink/a /root/backup/reflink/c

@@ -7,24 +7,11 @@
 # the caller gets SIGBUS, the kernel logs "Memory failure: <pfn>: recovery action for dax page",
 # HardwareCorrupted grows, and no badblocks list learns of it. Idempotent: a second run prints the
 # recorded layout (/etc/pmem-mf/layout.json) and does nothing.
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepended by the task): strict mode, fd 3, layout_*.
 state=/etc/pmem-mf
-if [[ -s $state/layout.json ]]; then
-  cat "$state/layout.json" >&3
-  exit 0
-fi
-dev=$(ndctl list -N -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-best = None
-for b in (d if isinstance(d, list) else [d]):
-    if b.get("provider") != "e820":
-        continue
-    for n in b.get("namespaces", []) + [n for r in b.get("regions", []) for n in r.get("namespaces", [])]:
-        if n.get("blockdev") and (best is None or n["size"] > best["size"]):
-            best = n
-print(best["blockdev"])')
+layout_done "$state/layout.json"
+dev=$(layout_device e820 fsdax)
+[[ -n $dev ]] || layout_die "no e820 fsdax namespace (stock lab)"
 mnt=/mnt/pmem-mf
 mkdir -p "$mnt" "$state" /srv/backup/mf-db
 mkfs.xfs -q -f -m reflink=1,rmapbt=1 "/dev/$dev"

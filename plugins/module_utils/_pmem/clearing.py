@@ -26,8 +26,8 @@ __metaclass__ = type
 import errno
 import hashlib
 import os
-import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
@@ -55,53 +55,19 @@ def default_provider(sysfs_root="/sys", proc_root="/proc", dev_root="/dev"):
 
 
 # --------------------------------------------------------------------------------------------
-# capabilities (the clearing matrix, read off sysfs)
+# capabilities (decided in capabilities.py)
 # --------------------------------------------------------------------------------------------
 
-def probe_capabilities(sysfs_root="/sys"):
-    """{kernel, devices: {pmemN: {bus_kind, provider, write_clears, ndctl_clear, description}}}.
-
-    e820 legacy pmem and virtio-pmem: the kernel treats a clear as done -> a covering write
-    clears. nfit_test: clears by write and by ndctl. ACPI.NFIT without ``nfit/scrub`` (the QEMU
-    NVDIMM): no ARS and no clear DSM -> writes fail, ndctl clear-errors fails. Real NFIT with
-    ARS: unknown until tried (``write_clears: None``; verification decides)."""
-    caps = {"kernel": os.uname()[2], "devices": {}}
-    block = os.path.join(sysfs_root, "block")
+def decided_capabilities(provider):
+    """What the devices can do, decided by ``capabilities.from_topology`` over the provider's
+    topology (the one ``pmem_badblocks`` reads), so a run without the role's capabilities applies
+    the same rules; the kernel from uname when the topology does not name it."""
     try:
-        names = sorted(n for n in os.listdir(block) if n.startswith("pmem"))
-    except OSError:
-        names = []
-    for name in names:
-        real = os.path.realpath(os.path.join(block, name, "device"))
-        m = re.search(r"/(ndbus\d+)(/|$)", real)
-        info = {"bus_kind": "unknown", "provider": None, "write_clears": None,
-                "ndctl_clear": False, "description": "pmem device %s" % name}
-        if m:
-            bus = os.path.join(real[:m.end(1)])
-            try:
-                with open(os.path.join(bus, "provider")) as f:
-                    provider = f.read().strip()
-            except (IOError, OSError):
-                provider = ""
-            info["provider"] = provider
-            if provider == "e820":
-                info.update(bus_kind="e820", write_clears=True,
-                            description="%s (e820 legacy pmem)" % name)
-            elif provider.startswith("nfit_test"):
-                info.update(bus_kind="nfit_test", write_clears=True, ndctl_clear=True,
-                            description="%s (nfit_test bus)" % name)
-            elif provider.startswith("virtio"):
-                info.update(bus_kind="virtio", write_clears=True,
-                            description="%s (virtio-pmem)" % name)
-            elif provider == "ACPI.NFIT":
-                if os.path.exists(os.path.join(bus, "nfit", "scrub")):
-                    info.update(bus_kind="acpi_nfit", ndctl_clear=True,
-                                description="%s (ACPI NFIT with ARS)" % name)
-                else:
-                    info.update(bus_kind="acpi_nfit", write_clears=False,
-                                description="%s (ACPI NFIT without ARS/clear DSMs, e.g. the "
-                                            "QEMU NVDIMM)" % name)
-        caps["devices"][name] = info
+        topology = provider.topology()
+    except PmemError:
+        topology = {}
+    caps = CAP.from_topology(topology)
+    caps["kernel"] = caps.get("kernel") or os.uname()[2]
     return caps
 
 
@@ -566,18 +532,6 @@ def _close_after_clear(entry, details):
 # the pmem_clear run (the module is a thin wrapper around this)
 # --------------------------------------------------------------------------------------------
 
-def merge_capabilities(probed, given):
-    """Given capabilities (e.g. ``ansible_facts.pmem.capabilities``) win per device and key;
-    devices or keys they lack come from the sysfs probe, ``kernel`` from uname."""
-    out = {"kernel": (given or {}).get("kernel") or probed.get("kernel"),
-           "devices": dict((k, dict(v)) for k, v in (probed.get("devices") or {}).items())}
-    for name, info in ((given or {}).get("devices") or {}).items():
-        merged = out["devices"].setdefault(name, {})
-        merged.update(dict((k, v) for k, v in (info or {}).items() if v is not None
-                           or k not in merged))
-    return out
-
-
 def listed_facts(ledger, provider):
     """A minimal ``{bad_ranges: [...]}`` from the ledger's ranges that are still listed."""
     seen = {}
@@ -709,7 +663,7 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
     elif method in ("device_write", "ndctl"):
         for kind in ("free", "raw", "devdax"):
             policy["method"][kind] = method
-    caps = merge_capabilities(probe_capabilities(sysfs_root), capabilities)
+    caps = CAP.merge(decided_capabilities(provider), capabilities)
     norm = P.normalize_policy(policy)
     ctx = G.WriteContext(provider, capabilities=caps,
                          consent={"offline_window": norm["offline_window_allowed"]},

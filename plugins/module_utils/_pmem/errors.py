@@ -7,6 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno as _errno
+import os as _os
+
 
 class PmemError(Exception):
     """Base class: a refusal or failure that names device, range and next step."""
@@ -95,8 +98,6 @@ _ERRNO_NEXT = {
 def from_oserror(exc, path, what, next_step=None):
     """A LedgerError naming ``path``, ``what`` failed (e.g. "write the ledger"), the errno and the
     next step. ``exc`` is an OSError (or anything with errno/strerror)."""
-    import errno as _errno
-    import os as _os
     code = getattr(exc, "errno", None)
     name = _errno.errorcode.get(code, "") if code else ""
     reason = _os.strerror(code) if code else str(exc)

@@ -13,120 +13,16 @@ __metaclass__ = type
 
 import errno
 import os
-import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as _capabilities
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError, PmemError
 
 SCHEMA_VERSION = 1
-RECOVERY_WRITE_KERNEL = (5, 19)
-
-# bus providers with no clear command: the kernel treats a clear as done (reference section 4)
-_NO_CLEAR_COMMAND = ("e820", "virtio_pmem", "of_pmem")
-
-
-def kernel_version(release):
-    """``"6.1.0-27-amd64"`` -> ``[6, 1, 0]``; None when it does not start with a version."""
-    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", release or "")
-    if not match:
-        return None
-    return [int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)]
-
-
-def bus_capabilities(bus, version):
-    """What a later module may expect of one nvdimm bus (docs/pmem-poison-facts.md section 4).
-
-    - ``write_clears``: a page-aligned whole-page write (buffered or O_DIRECT, or a raw block-device
-      write of whole sectors) clears the poison.
-    - ``dax_write_clears``: the same write through a DAX mapping/`-o dax` file clears it (the recovery
-      write path of kernel 5.19 and later).
-    - ``bus_can_clear``: ``ndctl clear-errors`` can work (the bus has the clear-error command);
-      ``"n/a"`` on buses without a clear command, where writes clear instead.
-    Values are None where the provider is unknown.
-    """
-    provider = bus.get("provider") or ""
-    recovery = version is not None and tuple(version[:2]) >= RECOVERY_WRITE_KERNEL
-    commands = set(bus.get("commands") or [])
-    caps = {"provider": provider or None, "clear_error_command": "clear_error" in commands,
-            "write_clears": None, "dax_write_clears": None, "bus_can_clear": None}
-    if provider in _NO_CLEAR_COMMAND or provider.startswith("virtio"):
-        caps.update(write_clears=True, dax_write_clears=recovery, bus_can_clear="n/a")
-    elif provider.startswith("nfit_test"):
-        # the nfit_test build returns EIO for a DAX write over poison instead of the recovery path
-        caps.update(write_clears=True, dax_write_clears=False, bus_can_clear=True)
-    elif provider == "ACPI.NFIT":
-        if "clear_error" in commands:
-            # a real platform: the write asks the firmware to clear and fails where that fails;
-            # unmeasured here, so unknown until a clear is verified
-            caps.update(write_clears=None, dax_write_clears=None if recovery else False, bus_can_clear=True)
-        else:
-            # QEMU nvdimm: no DSMs, writes fail with EIO (EFAULT through DAX), clear-errors fails
-            caps.update(write_clears=False, dax_write_clears=False, bus_can_clear=False)
-    return caps
-
-
-def capabilities(topology):
-    release = topology.get("kernel")
-    version = kernel_version(release)
-    buses = {}
-    for name in sorted(topology.get("buses", {})):
-        buses[name] = bus_capabilities(topology["buses"][name], version)
-    truncated = sorted(
-        [n for n, r in topology.get("regions", {}).items() if r.get("badblocks_truncated")]
-        + [n for n, b in topology.get("blockdevs", {}).items() if b.get("badblocks_truncated")])
-    return {
-        "kernel": release,
-        "kernel_version": version,
-        "devices": device_capabilities(topology, buses),
-        "recovery_write": None if version is None else tuple(version[:2]) >= RECOVERY_WRITE_KERNEL,
-        "dax_write_clears": dict((n, c["dax_write_clears"]) for n, c in buses.items()),
-        "write_clears": dict((n, c["write_clears"]) for n, c in buses.items()),
-        "bus_can_clear": dict((n, c["bus_can_clear"]) for n, c in buses.items()),
-        "scrub": dict((n, bool(topology["buses"][n].get("scrub_supported"))) for n in buses),
-        "buses": buses,
-        "lists_may_be_truncated": bool(truncated),
-        "truncated_lists": truncated,
-    }
-
-
-def _bus_kind(provider):
-    provider = provider or ""
-    if provider == "e820":
-        return "e820"
-    if provider.startswith("nfit_test"):
-        return "nfit_test"
-    if provider.startswith("virtio"):
-        return "virtio"
-    if provider == "ACPI.NFIT":
-        return "acpi_nfit"
-    return "unknown"
-
-
-def device_capabilities(topology, bus_caps):
-    """Per block device and dax device (the shape pmem_clear/plan.py read as ``capabilities.devices``)."""
-    out = {}
-    namespaces = topology.get("namespaces", {})
-    regions = topology.get("regions", {})
-    names = [(n, b.get("namespace")) for n, b in topology.get("blockdevs", {}).items()]
-    names += [(n, d.get("namespace")) for n, d in topology.get("dax", {}).items()]
-    for name, ns_name in sorted(names):
-        region = (namespaces.get(ns_name or "") or {}).get("region")
-        bus = (regions.get(region or "") or {}).get("bus")
-        caps = bus_caps.get(bus or "") or {}
-        kind = _bus_kind(caps.get("provider"))
-        out[name] = {
-            "bus": bus,
-            "bus_kind": kind,
-            "provider": caps.get("provider"),
-            "write_clears": caps.get("write_clears"),
-            "dax_write_clears": caps.get("dax_write_clears"),
-            "ndctl_clear": caps.get("bus_can_clear") is True,
-            "description": "%s (%s on %s)" % (name, caps.get("provider") or "unknown bus", bus or "?"),
-        }
-    return out
 
 
 def expand_devices(topology, devices):
@@ -250,7 +146,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         blockdevs = _filter(blockdevs, keep)
         dax = _filter(dax, keep)
         mounts = [m for m in mounts if m.get("blockdev") in keep or m.get("partition") in keep]
-    caps = capabilities(topology)
+    caps = _capabilities.from_topology(topology)
     for name in caps["truncated_lists"]:
         warnings.append("%s: the bad-block list is at the kernel's limit (512 extents or one page of "
                         "text); treat it as a lower bound" % name)
@@ -329,14 +225,9 @@ def read_ledger_summary(ledger_path):
         os.stat(ledger_path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return [], set(), None, None  # no ledger: no entries (and no need to load ledger.py)
+            return [], set(), None, None  # no ledger: no entries
     try:
-        from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
-        reader = _ledger.read_summary
-    except (ImportError, AttributeError):
-        return [], set(), None, "ledger support (module_utils/_pmem/ledger.py) is not available: open entries not checked"
-    try:
-        entries, keys = reader(ledger_path)
+        entries, keys = _ledger.read_summary(ledger_path)
         return list(entries or []), set(keys or ()), None, None
     except PmemError as exc:
         return [], set(), {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
@@ -399,5 +290,4 @@ def gather_events(proc_root="/proc", dev_root="/dev"):
                 "warnings": ["cannot read the kernel's memory-failure records: %s" % exc]}
 
 
-__all__ = ["build_facts", "gather_facts", "gather_events", "capabilities", "bus_capabilities", "kernel_version",
-           "expand_devices", "read_open_entries", "GatherError"]
+__all__ = ["build_facts", "gather_facts", "gather_events", "expand_devices", "read_open_entries", "GatherError"]

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""FS_IOC_FIEMAP from Python and the one-pass scan of one filesystem's files.
+"""FS_IOC_FIEMAP from Python and the one-pass scan of one filesystem's files (over the one walker,
+inode_paths.walk).
 
 Layout (include/uapi/linux/fiemap.h)::
 
@@ -24,6 +25,7 @@ import os
 import struct
 import time
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _inode_paths
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
 
 HEAD_FMT = "=QQIIII"
@@ -244,42 +246,25 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
         finally:
             os.close(fd)
 
-    stack = [root]
-    if want_directories:
-        map_file(root, True)
-    while stack:
+    def visit(entry, is_dir, mount_point):
+        if is_dir:
+            if want_directories and not mount_point:
+                map_file(entry.path, True)
+        elif entry.is_file(follow_symlinks=False):
+            map_file(entry.path, False)
+
+    def stop():
         if stop_early and pending.empty():
             res["stopped_early"] = True
-            break
+            return "stopped_early"
         if deadline and time.monotonic() > deadline:
             res["timed_out"] = True
-            break
-        d = stack.pop()
-        try:
-            it = os.scandir(d)
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                err(d, e)
-            continue
-        with it:
-            for entry in it:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        p = entry.path
-                        try:
-                            if os.lstat(p).st_dev != root_dev:  # a mount point: do not cross
-                                continue
-                        except OSError as e:
-                            if e.errno != errno.ENOENT:
-                                err(p, e)
-                            continue
-                        stack.append(p)
-                        if want_directories:
-                            map_file(p, True)
-                    elif entry.is_file(follow_symlinks=False):
-                        map_file(entry.path, False)
-                except OSError as e:
-                    err(entry.path, e)
+            return "timed_out"
+        return None
+
+    if want_directories:
+        map_file(root, True)
+    _inode_paths.walk(root, root_dev, visit, err, stop)
     res["complete"] = not res["timed_out"]
     res["unaccounted"] = [tuple(item) for item in pending.items]
     return res

@@ -180,22 +180,25 @@ def inode_types(fd, inodes, ioctl=None):
     return out
 
 
-def _bulkstat_ioctl(fd, buf):
+# errnos that mean "this filesystem, kernel or caller cannot ask this", not a failure of the query
+_UNSUPPORTED = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL)
+
+
+def _call(fd, request, buf, what):
     try:
-        fcntl.ioctl(fd, XFS_IOC_BULKSTAT, buf, True)
+        fcntl.ioctl(fd, request, buf, True)
     except OSError as e:
-        if e.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL):
-            raise FsmapUnsupported(e.errno, "XFS bulkstat: %s" % os.strerror(e.errno))
+        if e.errno in _UNSUPPORTED:
+            raise FsmapUnsupported(e.errno, "%s: %s" % (what, os.strerror(e.errno)))
         raise
+
+
+def _bulkstat_ioctl(fd, buf):
+    _call(fd, XFS_IOC_BULKSTAT, buf, "XFS bulkstat")
 
 
 def _ioctl(fd, buf):
-    try:
-        fcntl.ioctl(fd, FS_IOC_GETFSMAP, buf, True)
-    except OSError as e:
-        if e.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL):
-            raise FsmapUnsupported(e.errno, "GETFSMAP: %s" % os.strerror(e.errno))
-        raise
+    _call(fd, FS_IOC_GETFSMAP, buf, "GETFSMAP")
 
 
 def device_number(fd):
@@ -382,11 +385,8 @@ def owners_covering(fd, start, end, device=None, ioctl=None, agsize=None, fs_siz
     beyond = [(max(lo, limit), hi) for lo, hi in gaps if hi > limit]
     # 2: one widened query over all the gaps of this range
     if inside:
-        wlo = max(0, inside[0][0] - WIDEN_BACK)
-        whi = inside[-1][1] + WIDEN_FORWARD
-        found = []
-        for rec in query(fd, wlo, whi, device=device, ioctl=do_ioctl):
-            _clip_into(rec, inside, found)
+        found = _query_into(fd, max(0, inside[0][0] - WIDEN_BACK), inside[-1][1] + WIDEN_FORWARD,
+                            inside, device, do_ioctl)
         owners.extend(found)
         inside = _remaining(inside, found)
     # 3: search backwards, one gap piece (within one allocation group) at a time
@@ -399,12 +399,18 @@ def owners_covering(fd, start, end, device=None, ioctl=None, agsize=None, fs_siz
         if p is None:
             inside.append((lo, hi))
             continue
-        found = []
-        for rec in query(fd, p, hi + WIDEN_FORWARD, device=device, ioctl=do_ioctl):
-            _clip_into(rec, [(lo, hi)], found)
+        found = _query_into(fd, p, hi + WIDEN_FORWARD, [(lo, hi)], device, do_ioctl)
         owners.extend(found)
         inside.extend(_remaining([(lo, hi)], found))
     return owners, sorted(inside + beyond)
+
+
+def _query_into(fd, qlo, qhi, pieces, device, do_ioctl):
+    """The owners one query over bytes [qlo, qhi) names for *pieces*, clipped to them."""
+    found = []
+    for rec in query(fd, qlo, qhi, device=device, ioctl=do_ioctl):
+        _clip_into(rec, pieces, found)
+    return found
 
 
 def _remaining(pieces, found):

@@ -41,6 +41,7 @@ import re
 import stat
 import subprocess
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
@@ -92,15 +93,7 @@ class WriteContext(object):
         self.hooks = hooks or no_hooks
 
     def device_caps(self, *names):
-        devices = self.capabilities.get("devices") or {}
-        for name in names:
-            if not name:
-                continue
-            key = os.path.basename(name)
-            for k in (key, re.sub(r"(?<=\d)p\d+$", "", key)):
-                if k in devices:
-                    return devices[k] or {}
-        return {}
+        return CAP.for_device(self.capabilities, *names)
 
 
 def _run(argv):

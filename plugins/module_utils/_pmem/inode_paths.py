@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Inode numbers -> every path (all hard links) with one directory walk.
+"""The one directory walker (``walk``) and, on it, inode numbers -> every path (all hard links).
 
-Uses d_ino from readdir (os.scandir's DirEntry.inode(): no stat), stays on one filesystem (a
-directory whose st_dev differs is a mount point and is not entered), and reports unreadable
-directories and entries that vanish during the walk instead of failing.
+``walk`` stays on one filesystem (a directory whose st_dev differs is a mount point and is not
+entered), never follows a symlink, and reports unreadable directories instead of failing; entries
+that vanish during the walk are not errors. ``find_paths`` uses d_ino from readdir (os.scandir's
+DirEntry.inode(): no stat); the FIEMAP scan (fiemap.scan) walks with it too.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +30,50 @@ def entry_type(entry):
     if entry.is_file(follow_symlinks=False):
         return _kind.REGULAR
     return _kind.OTHER
+
+
+def walk(root, root_dev, visit, on_error, stop=None):
+    """Depth-first over the directories under *root* on the filesystem *root_dev*.
+
+    ``visit(entry, is_dir, mount_point)`` is called for every directory entry (a ``os.DirEntry``;
+    a mount point is visited with ``mount_point`` true and not entered); ``on_error(path, OSError)`` for what cannot be read (a
+    directory or entry that vanished meanwhile is skipped silently); ``stop()`` before each
+    directory: a true value ends the walk with directories left. Returns
+    ``(stopped_by, dirs_walked)``: what ``stop()`` returned (None when the walk finished) and the
+    number of directories read. *root* itself is not visited."""
+    stack = [root]
+    walked = 0
+    while stack:
+        stopped_by = stop() if stop is not None else None
+        if stopped_by:
+            return stopped_by, walked
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):  # vanished or replaced: not an error
+                on_error(d, e)
+            continue
+        walked += 1
+        with it:
+            while True:
+                try:
+                    entry = next(it)
+                except StopIteration:
+                    break
+                except OSError as e:  # readdir failed midway (EIO, ...)
+                    on_error(d, e)
+                    break
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    mount_point = is_dir and os.lstat(entry.path).st_dev != root_dev
+                    visit(entry, is_dir, mount_point)
+                    if is_dir and not mount_point:
+                        stack.append(entry.path)
+                except OSError as e:
+                    if e.errno != errno.ENOENT:
+                        on_error(entry.path, e)
+    return None, walked
 
 
 def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, nlinks=None):
@@ -76,45 +121,22 @@ def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, n
     if root_ino in wanted:
         paths.setdefault(root_ino, []).append(root)
         types[root_ino] = _kind.DIRECTORY
-    stack = [root]
-    while stack:
+
+    def visit(entry, _is_dir, _mount_point):
+        ino = entry.inode()
+        if ino in wanted:
+            paths.setdefault(ino, []).append(entry.path)
+            types[ino] = entry_type(entry)
+
+    def stop():
         if deadline and time.monotonic() > deadline:
             res["timed_out"] = True
             res["complete"] = False
-            break
-        d = stack.pop()
-        try:
-            it = os.scandir(d)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR):  # vanished or replaced: not an error
-                err(d, e)
-            continue
-        res["dirs_walked"] += 1
-        with it:
-            while True:
-                try:
-                    entry = next(it)
-                except StopIteration:
-                    break
-                except OSError as e:  # readdir failed midway (EIO, ...)
-                    err(d, e)
-                    break
-                try:
-                    ino = entry.inode()
-                    if ino in wanted:
-                        paths.setdefault(ino, []).append(entry.path)
-                        types[ino] = entry_type(entry)
-                    if entry.is_dir(follow_symlinks=False):
-                        p = entry.path
-                        if os.lstat(p).st_dev != root_dev:
-                            continue  # mount point: another filesystem
-                        stack.append(p)
-                except OSError as e:
-                    if e.errno != errno.ENOENT:
-                        err(entry.path, e)
-        if done():
-            res["stopped_early"] = bool(stack)
-            break
+            return "timed_out"
+        return "done" if done() else None
+
+    stopped_by, res["dirs_walked"] = walk(root, root_dev, visit, err, stop)
+    res["stopped_early"] = stopped_by == "done"
     for ino in paths:
         paths[ino].sort()
     return res

@@ -294,7 +294,7 @@ def default_journal(timeout=JOURNAL_TIMEOUT):
 
 def read_rasdaemon(path=RASDAEMON_DB):
     try:
-        import sqlite3
+        import sqlite3  # optional in the stdlib: some minimal Pythons are built without it
     except ImportError:
         return None
     try:

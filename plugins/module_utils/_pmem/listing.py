@@ -14,8 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as R
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as T
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
 
 
@@ -76,8 +76,8 @@ class TopologyBadblocks(object):
 
     def topology(self):
         if self._topology is None:
-            ndctl = T.find_ndctl() if self.ndctl == "auto" else self.ndctl
-            self._topology = T.gather_topology(ndctl=ndctl, as_root=self.as_root, **self.roots)
+            ndctl = _topology.find_ndctl() if self.ndctl == "auto" else self.ndctl
+            self._topology = _topology.gather_topology(ndctl=ndctl, as_root=self.as_root, **self.roots)
         return self._topology
 
     def ranges(self):
@@ -85,7 +85,7 @@ class TopologyBadblocks(object):
             topo = self.topology()
             self.warnings = list(topo.get("warnings") or [])
             self.errors = list(topo.get("errors") or [])
-            self._ranges = R.gather_bad_ranges(topo, warnings=self.warnings)
+            self._ranges = _ranges.gather_bad_ranges(topo, warnings=self.warnings)
         return self._ranges
 
     def invalidate(self):

@@ -8,6 +8,7 @@
 - ext4: ``debugfs -R 'icheck BLK...'`` then ``stat <INO>`` (type, generation, extents: the file
   offset) and ``ncheck -c INO...`` (every path); blocks no inode owns are told apart with ``testb``.
 
+``resolve`` is the backend ``owners.resolve_owners`` calls for an unmounted filesystem.
 Every function takes a *run* callable ``run(argv, stdin=None) -> (rc, stdout, stderr)`` so unit tests
 feed captured tool output. Stdlib only.
 """
@@ -16,11 +17,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
+import stat as _stat
 import struct
 import subprocess
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_record as _record
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.owner_record import new_owner
 
 XFS_MAGIC = b"XFSB"
 EXT4_MAGIC = 0xEF53
@@ -533,3 +538,90 @@ def ext4_ncheck(device, inodes, run=default_run, debugfs="debugfs"):
 def _chunks(seq, n):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
+
+
+def fs_block_device(fs, dev_root):
+    """The block device node of a mounted filesystem (checked by st_rdev) or None."""
+    for cand in (fs.get("device"), os.path.join(dev_root, "block", "%d:%d" % fs["dev"])):
+        if not cand or not cand.startswith("/"):
+            continue
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if _stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == fs["dev"]:
+            return cand
+    return None
+
+
+def probe_filesystem(fs, dev_root):
+    """The superblock (``probe_device``) of the filesystem of an owners target: known already for
+    an unmounted one, else read from the block device of the mount; None when there is no such
+    device or it cannot be read (not root)."""
+    if fs.get("geom"):
+        return fs["geom"]
+    devpath = fs.get("device") if fs.get("offline") else fs_block_device(fs, dev_root)
+    if devpath is None:
+        return None
+    try:
+        return probe_device(devpath)
+    except (IOError, OSError):
+        return None
+
+
+def resolve(group, fs, run):
+    """Owners of every target of *group* (owners._Target: ranges on one unmounted filesystem,
+    ``fs["geom"]`` its superblock) from the filesystem's own tools on the block device."""
+    geom = fs["geom"]
+    dev = fs["device"]
+    intervals = []
+    for t in group:
+        if t.offset >= geom["size"]:
+            t.add(new_owner(
+                "unknown", t.rid, fs, length=t.length, fs_offset=t.offset,
+                reason="beyond the end of the filesystem (%d bytes): not used by it" % geom["size"]))
+            continue
+        end = min(t.offset + t.length, geom["size"])
+        intervals.append((t.offset, end, t))
+        if end < t.offset + t.length:
+            t.add(new_owner(
+                "unknown", t.rid, fs, length=t.offset + t.length - end, fs_offset=end,
+                reason="beyond the end of the filesystem"))
+    if not intervals:
+        return
+    keyed = [(s, e, id(t)) for s, e, t in intervals]
+    by = dict((id(t), t) for _s, _e, t in intervals)
+    infos = {}
+    if fs["fstype"] == "xfs":
+        pieces = xfs_owners(dev, keyed, geom, run=run)
+    else:
+        pieces, infos = ext4_owners(dev, keyed, geom, run=run)
+    inodes = set()
+    for tag, plist in pieces.items():
+        t = by[tag]
+        for p in plist:
+            t.found.append(_record.from_piece(t.rid, fs, p))
+            if p.get("inode"):
+                inodes.add(p["inode"])
+    inodes = sorted(inodes)
+    nlinks = {}
+    if fs["fstype"] == "xfs":
+        paths = xfs_paths(dev, inodes, run=run)
+        nlinks = xfs_nlinks(dev, inodes, run=run)
+    else:
+        paths = ext4_paths(dev, inodes, run=run)
+    for t in group:
+        t.found = _record.sort_and_merge(t.found)
+        for f in t.found:
+            o = f.owner
+            if o["inode"] is not None:
+                o["paths"] = paths.get(o["inode"], [])
+                n = nlinks.get(o["inode"])
+                if n is not None and n > len(o["paths"]) and o["kind"] == "file":
+                    o["reason"] = _record.join(o["reason"], (
+                        "inode has %d links, xfs_db ncheck names %d: mount the filesystem to "
+                        "list every hard link") % (n, len(o["paths"])))
+                if o["inode"] in infos:
+                    o["generation"] = infos[o["inode"]].get("generation")
+        t.result["warnings"].append(
+            "filesystem not mounted: owners read from %s; paths are relative to its root" % dev)

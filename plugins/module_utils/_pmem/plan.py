@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
 ACTIONS = ("record", "quarantine", "contain", "accept_loss", "rewrite", "reallocate",
@@ -86,29 +87,6 @@ def _accepted_by_policy(entry_id, paths, accepted):
             if item == p or (_GLOB.search(item) and fnmatch.fnmatchcase(p, item)):
                 return True
     return False
-
-
-def kernel_at_least(release, want):
-    """'6.1.0-18-amd64' >= (5, 19)? Unknown release -> None."""
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    if not m:
-        return None
-    return (int(m.group(1)), int(m.group(2))) >= tuple(want)
-
-
-def device_caps(capabilities, *names):
-    """Capabilities of the first named device found (blockdev, namespace, region, dax)."""
-    devices = (capabilities or {}).get("devices") or {}
-    for name in names:
-        if not name:
-            continue
-        key = os.path.basename(name)
-        if key in devices:
-            return devices[key]
-        base = re.sub(r"(?<=\d)p\d+$", "", key)  # pmem0p1 -> pmem0
-        if base in devices:
-            return devices[base]
-    return {}
 
 
 def _base(entry_id, bad_range, owner, **kw):
@@ -220,7 +198,7 @@ def _file_plan(eid, entry, bad_range, owner, policy, caps, kernel, listed):
                                 "on this bus)" % _bus_text(caps), **rng))
         out[-1]["next_step"] = "remount %s without dax, then rewrite" % fs.get("mountpoint")
         return out
-    if method == "rewrite" and fs.get("dax") and listed and kernel_at_least(kernel, (5, 19)) is False:
+    if method == "rewrite" and fs.get("dax") and listed and CAP.kernel_at_least(kernel, CAP.RECOVERY_WRITE_KERNEL) is False:
         out.append(_base(eid, bad_range, owner, action="refuse", method="rewrite", source=source,
                          reason="DAX recovery write needs kernel 5.19 or later (running %s)"
                                 % kernel, next_step="remount without dax, then rewrite", **rng))
@@ -379,9 +357,9 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
             actions.append(_base(eid, bad_range, owner, action="record",
                                  reason="%s: %s" % (change["change"], change["reason"])))
             entry = L.find_entry(merged, eid)
-        caps = device_caps(capabilities, bad_range.get("blockdev"), owner.get("device"),
-                           bad_range.get("namespace"), bad_range.get("region"),
-                           bad_range.get("dax_device"))
+        caps = CAP.for_device(capabilities, bad_range.get("blockdev"), owner.get("device"),
+                              bad_range.get("namespace"), bad_range.get("region"),
+                              bad_range.get("dax_device"))
         kind = owner.get("kind") or "unknown"
         area = bad_range.get("area") or "data"
         if area == "info_block" or kind == "info_block":

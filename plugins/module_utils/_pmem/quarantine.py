@@ -26,7 +26,8 @@ import os
 import stat
 import struct
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
@@ -34,7 +35,6 @@ XATTR = "user.pmem_poison.lost_ranges"
 QDIR = ".pmem-quarantine"
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
-FS_IOC_GETVERSION = 0x80087601
 FS_IMMUTABLE_FL = 0x00000010
 FS_APPEND_FL = 0x00000020
 
@@ -95,13 +95,6 @@ def open_file_nofollow(path):
     return dfd, name, fd
 
 
-def get_generation(fd):
-    try:
-        return struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETVERSION, b"\0" * 8)[:4])[0] & 0xffffffff
-    except (IOError, OSError):
-        return None
-
-
 def get_flags(fd):
     return struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 8)[:4])[0]
 
@@ -118,7 +111,7 @@ def check_identity(fd, path, owner):
                    % (path, st.st_ino, owner["inode"]))
     gen = owner.get("generation")
     if gen is not None:
-        now = get_generation(fd)
+        now = _fiemap.get_generation(fd)
         if now is not None and now != int(gen) & 0xffffffff:
             raise Skip("%s generation changed (%s -> %s): inode reused since resolution; skipped"
                        % (path, gen, now))
@@ -452,13 +445,13 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
     result["contained"] = sorted(k for k in cont if k != "pending")
     new = entry
     if result["changed"] or cont != before:
-        new = L.apply_event(entry, "quarantined", None,
-                            {"done": done, "paths": result["marked"],
-                             "skipped": result["skipped"]})
+        new = _ledger.apply_event(entry, "quarantined", None,
+                                  {"done": done, "paths": result["marked"],
+                                   "skipped": result["skipped"]})
         new["containment"] = cont
     elif not any(h.get("event") == "quarantined" for h in entry.get("history", [])) \
             and result["marked"]:
-        new = L.apply_event(entry, "quarantined", None, {"done": [], "paths": result["marked"]})
+        new = _ledger.apply_event(entry, "quarantined", None, {"done": [], "paths": result["marked"]})
         result["changed"] = True
     if new is not entry and size_seen is not None and owner.get("size") is None:
         # the size the write guard holds the file to (a restore into a file that grew or
@@ -557,8 +550,8 @@ def release_entry(entry, ledger_path, check=False, journal=None, hooks=None):
         os.close(dfd)
     new = entry
     if undone or cont != before:
-        new = L.apply_event(entry, "released", None, {"undone": undone,
-                                                      "skipped": result["skipped"]})
+        new = _ledger.apply_event(entry, "released", None, {"undone": undone,
+                                                            "skipped": result["skipped"]})
         new["containment"] = cont
         result["changed"] = True
         result["released"] = undone
@@ -570,10 +563,10 @@ def accept_loss(entry, by, why, at=None):
     if not by or not why:
         raise PmemError("accepting a loss needs who (by) and why", range=entry.get("id"),
                         next_step="pass by= and why=")
-    return L.close_entry(entry, "accepted_lost", at, by=by, why=why)
+    return _ledger.close_entry(entry, "accepted_lost", at, by=by, why=why)
 
 
-def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, bad_ranges=None,
+def run_quarantine(ledger_path=_ledger.DEFAULT_PATH, state="present", results=None, bad_ranges=None,
                    entry_ids=None, containment=(), by=None, why=None, check=False,
                    lock_timeout=30.0, badblocks=None, hooks=None):
     """The pmem_quarantine run: record first (saved before any file is touched), then act.
@@ -583,7 +576,7 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
     Tests pass both."""
     out = {"changed": False, "entries": [], "recorded": [], "ledger_path": ledger_path}
     touched = set()
-    with L.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
+    with _ledger.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
         def journal(entry):
             store.update(entry)
             store.commit()
@@ -592,7 +585,7 @@ def run_quarantine(ledger_path=L.DEFAULT_PATH, state="present", results=None, ba
             provider = badblocks or listing.TopologyBadblocks()
             results = listing.drop_stale_reopens(store.data, results, provider)
         if results:
-            store.data, out["recorded"] = L.merge_detections(store.data, results, bad_ranges)
+            store.data, out["recorded"] = _ledger.merge_detections(store.data, results, bad_ranges)
             touched.update(c["entry_id"] for c in out["recorded"])
             store.commit()  # the record exists before any marker or containment
         wanted = set(entry_ids or [])

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 
@@ -585,7 +586,6 @@ def start_scrub(topo, bus_names=None, ndctl=None, timeout=300, sysfs_root="/sys"
     ``1`` to ``ndbusX/nfit/scrub`` and polls it. Returns ``{"buses": {name: {...}}, "progress": [...],
     "timed_out": bool, "started": [names]}``; never raises.
     """
-    import time
     clock = clock or time.time
     sleep = sleep or time.sleep
     result = {"buses": {}, "progress": [], "timed_out": False, "started": []}

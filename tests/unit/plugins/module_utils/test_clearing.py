@@ -204,35 +204,44 @@ def test_ndctl_argv_no_shell(world):
     assert calls == [["ndctl", "clear-errors", "namespace0.0"]]
 
 
-def test_probe_capabilities(tmp_path):
-    root = tmp_path / "sys"
-    for name, bus, provider, scrub in (("pmem0", "ndbus0", "e820", False),
-                                       ("pmem1", "ndbus1", "ACPI.NFIT", False),
-                                       ("pmem2", "ndbus2", "nfit_test.0", True)):
-        busdir = root / "devices" / "platform" / bus
-        (busdir / "region0" / "namespace0.0").mkdir(parents=True)
-        (busdir / "provider").write_text(provider + "\n")
-        if scrub:
-            (busdir / "nfit").mkdir()
-            (busdir / "nfit" / "scrub").write_text("1\n")
-        (root / "block" / name).mkdir(parents=True)
-        (root / "block" / name / "device").symlink_to(busdir / "region0" / "namespace0.0")
-    caps = C.probe_capabilities(str(root))["devices"]
-    assert caps["pmem0"]["write_clears"] is True and caps["pmem0"]["bus_kind"] == "e820"
-    assert caps["pmem1"]["write_clears"] is False and "QEMU" in caps["pmem1"]["description"]
-    assert caps["pmem2"]["ndctl_clear"] is True
+def _on_bus(w, provider, commands, kernel):
+    """The fake's topology puts pmem9 on one bus of ``provider`` under ``kernel``."""
+    data = json.loads(w.bb.read_text())
+    data["topology"] = {"kernel": kernel,
+                        "buses": {"ndbus0": {"provider": provider, "commands": commands}},
+                        "regions": {"region0": {"bus": "ndbus0"}},
+                        "namespaces": {"namespace0.0": {"name": "namespace0.0", "region": "region0",
+                                                        "blockdev": "pmem9"}},
+                        "blockdevs": {"pmem9": {"name": "pmem9", "namespace": "namespace0.0"}},
+                        "mounts": []}
+    w.bb.write_text(json.dumps(data))
 
 
-def test_merge_capabilities_given_wins_probe_fills():
-    probed = {"kernel": "6.1.0", "devices": {"pmem0": {"write_clears": True, "ndctl_clear": False},
-                                             "pmem1": {"write_clears": False}}}
-    given = {"devices": {"pmem0": {"write_clears": None, "dax_write_clears": False}}}
-    m = C.merge_capabilities(probed, given)
-    assert m["kernel"] == "6.1.0"
-    assert m["devices"]["pmem0"] == {"write_clears": True, "ndctl_clear": False,
-                                     "dax_write_clears": False}
-    assert m["devices"]["pmem1"]["write_clears"] is False
-    assert C.merge_capabilities(probed, {})["devices"] == probed["devices"]
+@pytest.mark.parametrize("provider,commands,kernel", [
+    ("nfit_test.0", ["clear_error"], "6.1.0"),   # the nfit_test build answers a DAX write with EIO
+    ("e820", [], "5.15.0-91-generic"),           # no recovery-write path before 5.19
+])
+def test_dax_write_refused_without_given_capabilities(world, provider, commands, kernel):
+    """pmem_clear without the role's capabilities decides them from the same topology as the facts:
+    a DAX file on a device that cannot clear through DAX is refused, nothing written."""
+    w = world
+    _on_bus(w, provider, commands, kernel)
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      provider=w.provider)
+    assert out["failed"] and "DAX write" in out["msg"] and "remount" in out["msg"]
+    assert w.f.read_bytes()[4096:8192] == b"\0" * 4096
+    assert json.loads(w.bb.read_text())["devices"]["pmem9"] == [[2056, 8]]
+    assert L.read_open_entries(w.ledger)
+
+
+def test_dax_write_clears_where_the_kernel_can(world):
+    """The same run on e820 pmem under 6.1 (recovery write) restores the page."""
+    w = world
+    _on_bus(w, "e820", [], "6.1.0")
+    out = C.run_clear(w.ledger, "auto", source=str(w.src), results=w.results, facts=w.facts,
+                      provider=w.provider)
+    assert not out["failed"], out["msg"]
+    assert w.f.read_bytes() == GOOD
 
 
 def test_accepted_reason_recorded(world):

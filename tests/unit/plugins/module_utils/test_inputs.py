@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as I
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_record as REC
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 from ansible_collections.pmem.poison.plugins.modules import pmem_clear as C
 from ansible_collections.pmem.poison.plugins.modules import pmem_quarantine as Q
-from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world import (
+from ansible_collections.pmem.poison.tests.support.module_harness import (
     run_inprocess,
     snapshot,
 )
@@ -94,7 +94,7 @@ def test_direct_range_errs_exactly_outside_the_device(tmp_path, offset, length):
 def test_owner_spec_covers_every_field_the_resolver_emits():
     """A field added to new_owner() must be added to inputs.OWNER, or the modules refuse the
     resolver's own output."""
-    assert set(O.new_owner("file", "r")) <= set(I.OWNER)
+    assert set(REC.new_owner("file", "r")) <= set(I.OWNER)
 
 
 def test_bad_range_spec_covers_every_field_of_the_facts():

@@ -7,8 +7,11 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_record as REC
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_mounted as MOUNTED
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as OFF
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as T
 
 # captured from xfsprogs 6.1 on a 512 MiB XFS (agblocks 32768, agblklog 15)
 XFS_DB_FSMAP = """\
@@ -44,16 +47,16 @@ Inode\tPathname
 
 
 def test_repair_cover():
-    assert O.repair_cover(8292, 512) == (8192, 4096)
-    assert O.repair_cover(4000, 200) == (0, 8192)
-    assert O.repair_cover(0, 4096) == (0, 4096)
+    assert REC.repair_cover(8292, 512) == (8192, 4096)
+    assert REC.repair_cover(4000, 200) == (0, 8192)
+    assert REC.repair_cover(0, 4096) == (0, 4096)
 
 
 def test_parse_mountinfo_escapes_and_dedupe():
     text = ("36 25 7:0 / /mnt/a\\040b rw,relatime shared:1 - xfs /dev/loop0 rw\n"
             "37 25 7:0 /sub /srv rw - xfs /dev/loop0 rw\n"
             "38 25 7:0 / /mnt/c rw - xfs /dev/loop0 rw\n")
-    by = O.mounts_by_dev(O.parse_mountinfo(text))
+    by = O.mounts_by_dev(T.parse_mountinfo(text))
     assert [m["mountpoint"] for m in by[(7, 0)]] == ["/mnt/c", "/mnt/a b", "/srv"]
 
 
@@ -184,8 +187,8 @@ def test_bad_device_is_per_range_error(tmp_path):
 def test_unsupported_filesystem_is_unknown_with_reason(tmp_path, monkeypatch):
     st = os.stat(str(tmp_path))
     dev = (os.major(st.st_dev), os.minor(st.st_dev))
-    mounts = [{"major": dev[0], "minor": dev[1], "root": "/", "mountpoint": str(tmp_path),
-               "mount_options": "rw", "fstype": "btrfs", "source": "/dev/sdz", "options": ""}]
+    mounts = [{"dev": "%d:%d" % dev, "root": "/", "mountpoint": str(tmp_path), "options": "rw",
+               "fstype": "btrfs", "source": "/dev/sdz", "super_options": ""}]
     rng = O.direct_range({"device": str(tmp_path), "offset": 0, "length": 512})
     (r,) = O.resolve_owners([rng], mounts=mounts)
     assert r["owners"][0]["kind"] == "unknown"
@@ -193,11 +196,29 @@ def test_unsupported_filesystem_is_unknown_with_reason(tmp_path, monkeypatch):
 
 
 def test_merge_adjacent_pieces():
-    a = O.new_owner("file", "r", inode=5, file_offset=0, length=4096, fs_offset=8192)
-    b = O.new_owner("file", "r", inode=5, file_offset=4096, length=100, fs_offset=12288)
-    c = O.new_owner("file", "r", inode=6, file_offset=0, length=10, fs_offset=12388)
-    out = O._merge([a, b, c])
+    a = REC.new_owner("file", "r", inode=5, file_offset=0, length=4096, fs_offset=8192)
+    b = REC.new_owner("file", "r", inode=5, file_offset=4096, length=100, fs_offset=12288)
+    c = REC.new_owner("file", "r", inode=6, file_offset=0, length=10, fs_offset=12388)
+    out = [f.owner for f in REC.sort_and_merge([REC.Found(c), REC.Found(b), REC.Found(a)])]
     assert [(o["inode"], o["length"], o["repair_length"]) for o in out] == [(5, 4196, 8192), (6, 10, 4096)]
+
+
+def test_untyped_pieces_are_not_merged_and_settle_by_type():
+    """A data-fork piece whose inode type is unknown keeps its own length until the type says it
+    is file data (then its file offset and repair cover appear) or metadata (never a file)."""
+    piece = {"kind": "unknown", "physical": 8192, "length": 4096, "inode": 7, "fork": "data",
+             "file_offset": 4096}
+    first = REC.from_piece("r", None, piece)
+    second = REC.from_piece("r", None, dict(piece, physical=12288, file_offset=8192))
+    assert first.untyped and first.owner["file_offset"] is None
+    merged = REC.sort_and_merge([first, second])
+    assert len(merged) == 2
+    first.settle_type("regular")
+    assert (first.owner["kind"], first.owner["file_offset"], first.owner["repair_length"]) == ("file", 4096, 4096)
+    second.settle_type("directory")
+    assert (second.owner["kind"], second.owner["metadata_kind"], second.owner["file_offset"]) == \
+        ("metadata", "directory", None)
+    assert not first.untyped and "_fork" not in first.owner
 
 
 def test_ext4_candidates_one_catastrophic_call_each():
@@ -249,9 +270,9 @@ def test_ext4_candidates_tool_failure_is_an_offline_error():
 
 def test_no_owner_reason_is_truthful():
     size = 1 << 30
-    assert O._no_owner_reason(size, size).startswith(
+    assert MOUNTED._no_owner_reason(size, size).startswith(
         "beyond the end of the filesystem (1073741824 bytes)")
-    inside = O._no_owner_reason(size - 4096, size)
+    inside = MOUNTED._no_owner_reason(size - 4096, size)
     assert "beyond" not in inside
     assert inside.startswith("no owner reported by GETFSMAP (inside the filesystem")
-    assert "filesystem size unknown" in O._no_owner_reason(4096, None)
+    assert "filesystem size unknown" in MOUNTED._no_owner_reason(4096, None)

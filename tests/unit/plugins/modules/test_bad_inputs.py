@@ -16,7 +16,7 @@ from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks as B
 from ansible_collections.pmem.poison.plugins.modules import pmem_clear as C
 from ansible_collections.pmem.poison.plugins.modules import pmem_quarantine as Q
 from ansible_collections.pmem.poison.plugins.modules import pmem_resolve as R
-from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world import (
+from ansible_collections.pmem.poison.tests.support.module_harness import (
     RID,
     run_inprocess,
     snapshot,

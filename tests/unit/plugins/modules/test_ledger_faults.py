@@ -22,7 +22,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import Le
 from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks as B
 from ansible_collections.pmem.poison.plugins.modules import pmem_clear as C
 from ansible_collections.pmem.poison.plugins.modules import pmem_quarantine as Q
-from ansible_collections.pmem.poison.tests.unit.plugins.modules.bad_inputs_world import (
+from ansible_collections.pmem.poison.tests.support.module_harness import (
     RID,
     run_inprocess,
     snapshot,
@@ -199,8 +199,7 @@ def test_bad_ledger_path_as_ansible_runs_it(world, tmp_path, module, path_of):
     before = snapshot(world.root)
     proc = subprocess.run([sys.executable, os.path.join(MODULES, module + ".py"), str(argfile)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False,
-                          env=dict(os.environ, PMEM_POISON_TEST_BADBLOCKS=world.badblocks))
+                          universal_newlines=True, check=False)
     out = json.loads(proc.stdout)
     assert out["failed"] and "Next step" in out["msg"], out
     assert "Traceback" not in proc.stdout + proc.stderr

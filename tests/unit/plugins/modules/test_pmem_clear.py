@@ -8,39 +8,14 @@ __metaclass__ = type
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.tests.support.module_harness import run_subprocess as run_module
 
-MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
-HARNESS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "support",
-                       "module_with_fakes.py")
 E820 = {"kernel": "6.1.0", "devices": {"pmem9": {"write_clears": True}}}
 GOOD = os.urandom(12288)
-
-
-def run_module(name, args, tmp_path, fakes=None, check=False, diff=False):
-    """The module in a process of its own; ``fakes`` (badblocks file, kill point) are passed to
-    its core as parameters by tests/support/module_with_fakes.py."""
-    args = dict(args)
-    args["_ansible_check_mode"] = check
-    args["_ansible_diff"] = diff
-    argfile = tmp_path / ("args-%s.json" % name)
-    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    argv = [sys.executable, os.path.join(MODULES, name + ".py"), str(argfile)]
-    if fakes:
-        fakefile = tmp_path / ("fakes-%s.json" % name)
-        fakefile.write_text(json.dumps(fakes))
-        argv = [sys.executable, HARNESS, name, str(argfile), str(fakefile)]
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, check=False)
-    try:
-        return json.loads(p.stdout), p
-    except ValueError:
-        return None, p
 
 
 @pytest.fixture

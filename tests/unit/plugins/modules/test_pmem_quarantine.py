@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
-from ansible_collections.pmem.poison.tests.unit.plugins.modules.test_pmem_clear import run_module
+from ansible_collections.pmem.poison.tests.support.module_harness import run_subprocess as run_module
 
 
 @pytest.fixture

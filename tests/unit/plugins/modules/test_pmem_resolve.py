@@ -7,31 +7,13 @@ __metaclass__ = type
 
 import json
 
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.pmem.poison.plugins.modules import pmem_resolve as M
+from ansible_collections.pmem.poison.tests.support.module_harness import run_inprocess
 
 
 def run_module(args, monkeypatch):
-    out = {}
-
-    def exit_json(self, **kw):
-        out.update(kw)
-        raise SystemExit(0)
-
-    def fail_json(self, **kw):
-        out.update(kw, failed=True)
-        raise SystemExit(1)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            M.main()
-    return out
+    args = dict(args)
+    return run_inprocess(M, args, monkeypatch, check=args.pop("_ansible_check_mode", False))
 
 
 def test_direct_ranges_and_summary(monkeypatch, tmp_path):

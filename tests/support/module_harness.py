@@ -1,8 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pmem.poison contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small world for bad-input tests: a damaged file, its good copy, a ledger with one open
-entry, and a snapshot of everything on disk (content, mode, owner, xattrs, links)."""
+"""The one harness for module tests (unit and playbook tests import it; no test file imports
+another):
+
+- ``make_world``: a small world, a damaged file, its good copy, a ledger with one open entry;
+  ``snapshot``: everything on disk a user cares about (content, mode, owner, xattrs, links);
+- ``run_inprocess``: a module's ``main()`` in this process, its result dict back;
+- ``run_subprocess``: a module as Ansible runs it (a process fed ANSIBLE_MODULE_ARGS, JSON on
+  stdout), with test doubles passed to its core as parameters (module_with_fakes.py).
+"""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -10,6 +17,8 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +30,9 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
 
 RID = "pmem9@0x2000+0x1000"
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULES = os.path.join(HERE, "..", "..", "plugins", "modules")
+FAKES_RUNNER = os.path.join(HERE, "module_with_fakes.py")
 
 
 def snapshot(root):
@@ -90,3 +102,25 @@ def run_inprocess(module, args, monkeypatch, check=False):
         with pytest.raises(SystemExit):
             module.main()
     return out
+
+
+def run_subprocess(name, args, tmp_path, fakes=None, check=False, diff=False):
+    """Module ``name`` in a process of its own, as Ansible runs it; returns (result or None when
+    stdout is not JSON, CompletedProcess). ``fakes`` (badblocks file, kill point) are passed to
+    its core as parameters by module_with_fakes.py."""
+    args = dict(args)
+    args["_ansible_check_mode"] = check
+    args["_ansible_diff"] = diff
+    argfile = tmp_path / ("args-%s.json" % name)
+    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    argv = [sys.executable, os.path.join(MODULES, name + ".py"), str(argfile)]
+    if fakes:
+        fakefile = tmp_path / ("fakes-%s.json" % name)
+        fakefile.write_text(json.dumps(fakes))
+        argv = [sys.executable, FAKES_RUNNER, name, str(argfile), str(fakefile)]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
+    try:
+        return json.loads(p.stdout), p
+    except ValueError:
+        return None, p
