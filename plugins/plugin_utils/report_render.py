@@ -244,10 +244,10 @@ def _trend_svg(history):
     """Open entries and lost bytes over the kept runs, as two rows of bars (inline SVG)."""
     if not history:
         return ""
-    width, height, gap = 14, 50, 3
+    width, height, gap, label_w = 14, 50, 3, 190  # label_w: room for "lost bytes (max N)"
     series = (("open entries", [int((r.get("totals") or {}).get("open_entries") or 0) for r in history], "#9a6700"),
               ("lost bytes", [int((r.get("totals") or {}).get("lost_bytes") or 0) for r in history], "#b00020"))
-    total_w = 110 + len(history) * (width + gap)
+    total_w = label_w + len(history) * (width + gap)
     out = ['<svg id="trend" role="img" aria-label="open entries and lost bytes over the last %d runs" '
            'width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">' % (len(history), total_w, 2 * (height + 24))]
     for row, (label, values, colour) in enumerate(series):
@@ -257,7 +257,7 @@ def _trend_svg(history):
         for i, value in enumerate(values):
             h = int(round(height * value / peak))
             out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s %d</title></rect>'
-                       % (110 + i * (width + gap), top + height - h, width, max(h, 1), colour,
+                       % (label_w + i * (width + gap), top + height - h, width, max(h, 1), colour,
                           _e(history[i].get("generated_at")), _e(label), value))
     out.append("</svg>")
     return "\n".join(out)
