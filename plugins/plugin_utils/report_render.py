@@ -272,19 +272,19 @@ def _per_host_svg(hosts):
     shown = [h for h in hosts if h["open_entries"] or h["lost_bytes"]][:PER_HOST_CHART]
     if not shown:
         return ""
-    row, bar, label_w = 16, 180, 130
+    row, bar_w, label_w = 16, 180, 130
     most_open = max(len(h["open_entries"]) for h in shown) or 1
     most_lost = max(h["lost_bytes"] for h in shown) or 1
     out = ['<svg id="per-host" role="img" aria-label="open entries and lost bytes of the %d worst hosts" '
            'width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">' % (
-               len(shown), label_w + 2 * (bar + 80), 20 + row * len(shown)),
+               len(shown), label_w + 2 * (bar_w + 80), 20 + row * len(shown)),
            '<text x="%d" y="12">open entries</text><text x="%d" y="12">lost bytes</text>' % (
-               label_w, label_w + bar + 80)]
+               label_w, label_w + bar_w + 80)]
     for i, h in enumerate(shown):
         y = 18 + i * row
         n_open, lost = len(h["open_entries"]), h["lost_bytes"]
-        w_open = int(round(bar * n_open / most_open))
-        w_lost = int(round(bar * lost / most_lost))
+        w_open = int(round(bar_w * n_open / most_open))
+        w_lost = int(round(bar_w * lost / most_lost))
         out.append('<g class="host" data-host="%s"><text x="0" y="%d">%s</text>'
                    '<rect class="open" x="%d" y="%d" width="%d" height="%d" fill="#9a6700"><title>%s: %d open</title></rect>'
                    '<text x="%d" y="%d">%d</text>'
@@ -293,8 +293,8 @@ def _per_host_svg(hosts):
                        _e(h["host"]), y + 10, _e(h["host"]),
                        label_w, y, max(w_open, 1), row - 4, _e(h["host"]), n_open,
                        label_w + w_open + 4, y + 10, n_open,
-                       label_w + bar + 80, y, max(w_lost, 1), row - 4, _e(h["host"]), lost,
-                       label_w + bar + 80 + w_lost + 4, y + 10, lost))
+                       label_w + bar_w + 80, y, max(w_lost, 1), row - 4, _e(h["host"]), lost,
+                       label_w + bar_w + 80 + w_lost + 4, y + 10, lost))
     out.append("</svg>")
     return "\n".join(out)
 
