@@ -102,6 +102,15 @@ options:
         records are the only evidence of the lost data. Placing them needs root (region base addresses).
     type: bool
     default: true
+  resolve:
+    description:
+      - Also resolve the owners of every bad range found (file, metadata, free space, raw or devdax
+        namespace) in the same run, with the core of M(pmem.poison.pmem_resolve) and its defaults
+        (paths walked, no time limit), and return them in RV(resolve). The module still only reads.
+      - Saves a round trip on a host with poison (the role uses it). A host without bad ranges pays
+        nothing for it. Use M(pmem.poison.pmem_resolve) for its options or for ranges of your own.
+    type: bool
+    default: false
 notes:
   - The kernel's table holds at most 512 extents per device and the sysfs text stops at one page; a list at that
     limit sets RV(ansible_facts.pmem.capabilities.lists_may_be_truncated); treat it as a lower bound.
@@ -138,6 +147,20 @@ elapsed:
   returned: always
   type: float
   sample: 0.042
+resolve:
+  description:
+    - The owners of RV(ansible_facts.pmem.bad_ranges), exactly as M(pmem.poison.pmem_resolve) returns
+      them for these ranges (RV(resolve.results) in the same order, RV(resolve.summary)).
+  returned: when O(resolve=true)
+  type: dict
+  contains:
+    results:
+      description: One entry per bad range, as M(pmem.poison.pmem_resolve) returns it.
+      type: list
+      elements: dict
+    summary:
+      description: Ranges, ranges with an error, owners by kind.
+      type: dict
 scrub:
   description: What O(scrub) did. Absent when no scrub was requested.
   returned: when O(scrub=true)
@@ -407,6 +430,7 @@ from ansible.module_utils.basic import AnsibleModule, _load_params
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_summary as _owner_summary
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
 
@@ -454,8 +478,22 @@ def run_module(module):
     for message in facts["warnings"]:
         module.warn(message)
     result["ansible_facts"] = {"pmem": facts}
+    if params["resolve"]:
+        result["resolve"] = resolve_bad_ranges(facts["bad_ranges"], roots=ROOTS)
     result["elapsed"] = round(time.monotonic() - started, 4)
     return result
+
+
+def resolve_bad_ranges(bad_ranges, roots=None, resolve_owners=None):
+    """pmem_resolve's result for the facts' bad ranges (gathered just now: no identity refresh).
+
+    The resolver is imported only when there is something to resolve, so a clean host does not
+    load it."""
+    if resolve_owners is None and bad_ranges:
+        from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
+        resolve_owners = _owners.resolve_owners
+    results = resolve_owners(bad_ranges, **(roots or {})) if bad_ranges else []
+    return {"results": results, "summary": _owner_summary.summarize(results)}
 
 
 ARGUMENT_SPEC = dict(
@@ -465,6 +503,7 @@ ARGUMENT_SPEC = dict(
     use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
     kernel_events=dict(type="bool", default=True),
+    resolve=dict(type="bool", default=False),
 )
 
 

@@ -96,6 +96,16 @@ options:
         be given up.
     type: str
     version_added: 0.1.0
+  quarantine:
+    description:
+      - First record, mark and contain every owner in O(results) exactly as
+        M(pmem.poison.pmem_quarantine) with C(state=present) does (the same core, with
+        O(results), O(bad_ranges), O(ledger_path), O(lock_timeout) and the containment in
+        O(policy) C(containment)), then plan and clear. Its result is RV(quarantine).
+      - The record is fsynced before any marker, containment or clear, as with two tasks. Saves a
+        round trip on a host with poison (the role uses it).
+    type: bool
+    default: false
   ledger_path:
     description:
       - The ledger file. Its directory must be owned by the user the module runs as and not
@@ -183,6 +193,12 @@ results:
     error:
       description: The device's error for a failed clear.
       type: str
+quarantine:
+  description:
+    - What the quarantine step did, as M(pmem.poison.pmem_quarantine) returns it (C(entries),
+      C(recorded), C(changed)).
+  returned: when O(quarantine=true)
+  type: dict
 open_entries:
   description: Ledger entries still open afterwards (the host is not clean while any remain).
   returned: always
@@ -225,6 +241,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import InputError
 
 ARGUMENT_SPEC = dict(
@@ -240,6 +257,7 @@ ARGUMENT_SPEC = dict(
     accepted_reason=dict(type="str"),
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
     lock_timeout=dict(type="float", default=30.0),
+    quarantine=dict(type="bool", default=False),
 )
 
 
@@ -303,13 +321,25 @@ def main():
 
     def body():
         p = checked_params(module.params, raw)
-        return clearing.run_clear(
+        quarantined = None
+        if p["quarantine"]:
+            quarantined = _quarantine.run_quarantine(
+                ledger_path=p["ledger_path"], state="present", results=p["results"],
+                bad_ranges=p["bad_ranges"], containment=(p["policy"] or {}).get("containment") or [],
+                check=module.check_mode, lock_timeout=p["lock_timeout"])
+        out = clearing.run_clear(
             ledger_path=p["ledger_path"], method=p["method"], entry_ids=p["entry_ids"],
             source=p["source"], policy=p["policy"], results=p["results"],
             facts={"bad_ranges": p["bad_ranges"]} if p["bad_ranges"] is not None else None,
             capabilities=p["capabilities"], check=module.check_mode,
             lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"],
             accepted_reason=p["accepted_reason"])
+        if quarantined is not None:
+            out["changed"] = out["changed"] or quarantined["changed"]
+            diffs = [d for d in (quarantined.pop("diff", None), out.get("diff")) if d]
+            out["diff"] = diffs[0] if len(diffs) == 1 else diffs
+            out["quarantine"] = quarantined
+        return out
 
     out = module_result.run(module, "pmem_clear", body, partial)
     diff = out.pop("diff", None)

@@ -220,6 +220,7 @@ from ansible.module_utils.basic import AnsibleModule, _load_params
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_summary as _owner_summary
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
@@ -263,24 +264,13 @@ def _current_topology():
     return _topology.gather_topology()
 
 
-def summarize(results):
-    counts = {}
-    errors = 0
-    for r in results:
-        if r.get("error"):
-            errors += 1
-        for o in r.get("owners") or []:
-            counts[o["kind"]] = counts.get(o["kind"], 0) + 1
-    return {"ranges": len(results), "errors": errors, "owners": counts}
-
-
 def main():
     module, raw = module_result.new_module(
         AnsibleModule, _load_params, "pmem_resolve", ARGUMENT_SPEC,
         mutually_exclusive=[("bad_ranges", "ranges")],
         supports_check_mode=True,
     )
-    partial = {"changed": False, "results": [], "summary": summarize([])}
+    partial = {"changed": False, "results": [], "summary": _owner_summary.summarize([])}
 
     def body():
         p = module.params
@@ -303,7 +293,7 @@ def main():
         return _owners.resolve_owners(todo, topology=topology, **kw)
 
     results = module_result.run(module, "pmem_resolve", body, partial)
-    module.exit_json(changed=False, results=results, summary=summarize(results))
+    module.exit_json(changed=False, results=results, summary=_owner_summary.summarize(results))
 
 
 if __name__ == "__main__":

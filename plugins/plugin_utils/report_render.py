@@ -163,6 +163,7 @@ code { font-size: .9em; }
 .status-needs_decision, .status-needs_offline_window { color: #9a6700; }
 .status-failed, .status-not_run { color: #b00020; font-weight: bold; }
 svg text { font-size: 11px; fill: #333; }
+td.trend { font-family: monospace; letter-spacing: 1px; white-space: pre; }
 """
 
 # Sort on a header click (numbers by value), filter rows by a text box; no libraries, no network.
@@ -243,10 +244,10 @@ def _trend_svg(history):
     """Open entries and lost bytes over the kept runs, as two rows of bars (inline SVG)."""
     if not history:
         return ""
-    width, height, gap = 14, 50, 3
+    width, height, gap, label_w = 14, 50, 3, 190  # label_w: room for "lost bytes (max N)"
     series = (("open entries", [int((r.get("totals") or {}).get("open_entries") or 0) for r in history], "#9a6700"),
               ("lost bytes", [int((r.get("totals") or {}).get("lost_bytes") or 0) for r in history], "#b00020"))
-    total_w = 110 + len(history) * (width + gap)
+    total_w = label_w + len(history) * (width + gap)
     out = ['<svg id="trend" role="img" aria-label="open entries and lost bytes over the last %d runs" '
            'width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">' % (len(history), total_w, 2 * (height + 24))]
     for row, (label, values, colour) in enumerate(series):
@@ -256,10 +257,61 @@ def _trend_svg(history):
         for i, value in enumerate(values):
             h = int(round(height * value / peak))
             out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s %d</title></rect>'
-                       % (110 + i * (width + gap), top + height - h, width, max(h, 1), colour,
+                       % (label_w + i * (width + gap), top + height - h, width, max(h, 1), colour,
                           _e(history[i].get("generated_at")), _e(label), value))
     out.append("</svg>")
     return "\n".join(out)
+
+
+PER_HOST_CHART = 30  # hosts drawn in the per-host chart (the worst); the table holds them all
+_SPARK = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+
+
+def _per_host_svg(hosts):
+    """Open entries and lost bytes of the worst hosts that have any, one pair of bars a host."""
+    shown = [h for h in hosts if h["open_entries"] or h["lost_bytes"]][:PER_HOST_CHART]
+    if not shown:
+        return ""
+    row, bar_w, label_w = 16, 180, 130
+    most_open = max(len(h["open_entries"]) for h in shown) or 1
+    most_lost = max(h["lost_bytes"] for h in shown) or 1
+    out = ['<svg id="per-host" role="img" aria-label="open entries and lost bytes of the %d worst hosts" '
+           'width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">' % (
+               len(shown), label_w + 2 * (bar_w + 80), 20 + row * len(shown)),
+           '<text x="%d" y="12">open entries</text><text x="%d" y="12">lost bytes</text>' % (
+               label_w, label_w + bar_w + 80)]
+    for i, h in enumerate(shown):
+        y = 18 + i * row
+        n_open, lost = len(h["open_entries"]), h["lost_bytes"]
+        w_open = int(round(bar_w * n_open / most_open))
+        w_lost = int(round(bar_w * lost / most_lost))
+        out.append('<g class="host" data-host="%s"><text x="0" y="%d">%s</text>'
+                   '<rect class="open" x="%d" y="%d" width="%d" height="%d" fill="#9a6700"><title>%s: %d open</title></rect>'
+                   '<text x="%d" y="%d">%d</text>'
+                   '<rect class="lost" x="%d" y="%d" width="%d" height="%d" fill="#b00020"><title>%s: %d bytes lost</title></rect>'
+                   '<text x="%d" y="%d">%d</text></g>' % (
+                       _e(h["host"]), y + 10, _e(h["host"]),
+                       label_w, y, max(w_open, 1), row - 4, _e(h["host"]), n_open,
+                       label_w + w_open + 4, y + 10, n_open,
+                       label_w + bar_w + 80, y, max(w_lost, 1), row - 4, _e(h["host"]), lost,
+                       label_w + bar_w + 80 + w_lost + 4, y + 10, lost))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _host_trend(history, host):
+    """(sparkline text, title) of a host's open entries over the kept runs (a space: not in that run)."""
+    values = [(_history_hosts(r).get(host) or [None])[0] for r in history]
+    known = [v for v in values if v is not None]
+    top = max(known or [0]) or 1
+    spark = "".join(" " if v is None else _SPARK[min(len(_SPARK) - 1, int(v * (len(_SPARK) - 1) / top))]
+                    for v in values)
+    return spark, "open entries per run: %s" % ", ".join("-" if v is None else str(v) for v in values)
+
+
+def _history_hosts(record):
+    hosts = record.get("hosts") if isinstance(record, dict) else None
+    return hosts if isinstance(hosts, dict) else {}
 
 
 def render_html(fleet):
@@ -285,7 +337,14 @@ def render_html(fleet):
     if len(fleet.get("history") or []) > 1:
         out += ["<h2>Last %d runs</h2>" % len(fleet["history"]), _trend_svg(fleet["history"])]
 
+    chart = _per_host_svg(hosts)
+    if chart:
+        out += ["<h2>Open entries and lost bytes per host (worst %d)</h2>" % min(
+            PER_HOST_CHART, len([h for h in hosts if h["open_entries"] or h["lost_bytes"]])), chart]
+
     out.append("<h2>Hosts (worst first)</h2>")
+    history = [r for r in fleet.get("history") or [] if isinstance(r, dict)]
+    trend = len(history) > 1
     rows = []
     for h in hosts:
         status = _e(_status(h))
@@ -293,10 +352,16 @@ def render_html(fleet):
         if failure:
             status += ": %s: %s" % (_e(failure.get("task")), _e(failure.get("msg")))
         status_cell = _cell(status, css="status-%s" % _e(h.get("status")), sort_value="%d" % worst_first(h)[0])
-        rows.append([_cell(_e(h["host"])), status_cell, _cell(h["bad_ranges"], True), _cell(len(h["open_entries"]), True),
-                     _cell(h["lost_bytes"], True), _cell(len(h["cleared"]), True)])
-    out.append(_table("hosts", ["host", "status", "bad ranges", "open entries", "lost bytes", "cleared"], rows,
-                      numeric=(2, 3, 4, 5), filterable=True, label="hosts"))
+        row = [_cell(_e(h["host"])), status_cell, _cell(h["bad_ranges"], True), _cell(len(h["open_entries"]), True),
+               _cell(h["lost_bytes"], True), _cell(len(h["cleared"]), True)]
+        if trend:
+            spark, title = _host_trend(history, h["host"])
+            row.append('<td class="trend" title="%s">%s</td>' % (_e(title), _e(spark)))
+        rows.append(row)
+    header = ["host", "status", "bad ranges", "open entries", "lost bytes", "cleared"]
+    if trend:
+        header.append("open entries, last %d runs" % len(history))
+    out.append(_table("hosts", header, rows, numeric=(2, 3, 4, 5), filterable=True, label="hosts"))
 
     out.append("<h2>Needs a decision</h2>")
     if fleet.get("decisions"):

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Benchmark: converge time of the remediate playbook on a CLEAN host divided by `ansible -m ping`
-# time, both measured in the same run against the same lab guest (issue 6). Asserts nothing.
+# Benchmark: converge time of the remediate playbook on a CLEAN (or a POISONED) host divided by
+# `ansible -m ping` time, both measured in the same run against the same lab guest (issues 6, 14).
+# Asserts nothing.
 #
 # usage: tests/bench/bench_converge.sh [LAB_NAME]
 #   LAB_NAME      a running lab instance (lab/up.sh FLAVOUR NAME) with no known poison; without it a
 #                 fresh stock instance "bench-conv-<pid>" is started from the snapshot and stopped on exit.
 #   BENCH_RUNS=N  repetitions (default 3), ping and converge interleaved; medians are printed.
+#   BENCH_POISONED=1  lay out molecule/default's demo first (files on XFS and ext4, five poisoned
+#                 pages): after the warm-up run (which records and restores what it can) every run is
+#                 a host with open entries and listed poison, the role's most expensive steady state.
+#   BENCH_BASELINE_REF=<git ref>  also time the converge with the collection as it was at that
+#                 commit (git archive into a temporary directory), interleaved in the same run.
 # Converge = `ansible-playbook pmem.poison.remediate` as an operator runs it (report written to a
 # temporary directory on the controller). Also printed: the module invocations the converge made on
 # the host (a clean host must cost exactly one: pmem_badblocks).
@@ -34,22 +40,41 @@ inv=lab/.run/$name/inventory.yml
   exit 1
 }
 export ANSIBLE_HOST_KEY_CHECKING=False
+if [[ -n ${BENCH_POISONED:-} ]]; then
+  lab/ssh.sh "$name" bash -s <molecule/default/files/demo_layout.sh >"$tmp/layout.json"
+fi
+baseline=
+if [[ -n ${BENCH_BASELINE_REF:-} ]]; then
+  baseline=$tmp/baseline/ansible_collections/pmem/poison
+  mkdir -p "$baseline"
+  git archive "$BENCH_BASELINE_REF" | tar -x -C "$baseline"
+  baseline=$tmp/baseline
+fi
+export BENCH_BASELINE_COLLECTIONS=$baseline
 
 python3 - "$inv" "$runs" "$tmp" <<'PY'
 import json, os, statistics, subprocess, sys, time
 inv, runs, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal")
+poisoned = bool(os.environ.get("BENCH_POISONED"))
+converge = ["ansible-playbook", "-i", inv, "pmem.poison.remediate",
+            "-e", "pmem_poison_report_dir=%s/report" % tmp]
+if poisoned:  # the demo's known-good copy, as molecule/default gives it
+    converge += ["-e", '{"remediate_restore_sources": {"/mnt/pmem-xfs/db/*": "/srv/backup/db"}}']
 cmds = {
     "ping": ["ansible", "all", "-i", inv, "-m", "ansible.builtin.ping"],
-    "converge": ["ansible-playbook", "-i", inv, "pmem.poison.remediate",
-                 "-e", "pmem_poison_report_dir=%s/report" % tmp],
+    "converge": converge,
 }
+envs = {"ping": env, "converge": env}
+if os.environ.get("BENCH_BASELINE_COLLECTIONS"):
+    cmds["baseline"] = converge
+    envs["baseline"] = dict(env, ANSIBLE_COLLECTIONS_PATH=os.environ["BENCH_BASELINE_COLLECTIONS"])
 times = {k: [] for k in cmds}
 for i in range(runs + 1):  # run 0 warms up SSH, caches and the guest's page cache; not counted
     for key, cmd in cmds.items():
         t0 = time.monotonic()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, env=env)
+                              universal_newlines=True, env=envs[key])
         dt = time.monotonic() - t0
         if proc.returncode != 0:
             sys.exit("%s failed (rc %d):\n%s" % (key, proc.returncode, proc.stdout[-3000:]))
@@ -96,10 +121,16 @@ host = os.path.basename(os.path.dirname(inv))
 
 ping = statistics.median(times["ping"])
 conv = statistics.median(times["converge"])
-print("lab instance %s, %d runs each (after one warm-up), medians" % (host, runs))
+print("lab instance %s (%s host), %d runs each (after one warm-up), medians"
+      % (host, "poisoned" if poisoned else "clean", runs))
 print("  ansible -m ping                      %6.2f s   (%s)" % (ping, " ".join("%.2f" % t for t in times["ping"])))
 print("  ansible-playbook pmem.poison.remediate %4.2f s   (%s)" % (conv, " ".join("%.2f" % t for t in times["converge"])))
 print("  ratio converge / ping                %6.2f" % (conv / ping))
-print("  module invocations on the clean host: %d (%s); changed=%s" % (
-    len(modules), ", ".join(modules) or "none", changed))
+if "baseline" in times:
+    base = statistics.median(times["baseline"])
+    print("  the same converge at %-15s %6.2f s   (%s)" % (
+        os.environ.get("BENCH_BASELINE_REF"), base, " ".join("%.2f" % t for t in times["baseline"])))
+    print("  ratio baseline converge / ping       %6.2f" % (base / ping))
+print("  module invocations on the %s host: %d (%s); changed=%s" % (
+    "poisoned" if poisoned else "clean", len(modules), ", ".join(modules) or "none", changed))
 PY

@@ -38,6 +38,11 @@ from ansible_collections.pmem.poison.plugins.plugin_utils import report  # noqa:
 SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "200 1000").split()]
 REPORT_SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_REPORT_SIZES", "1000").split()]
 FORKS = int(os.environ.get("BENCH_FORKS", "10"))
+# BENCH_FLEET_ONE_BATCH=0 skips the one-batch converge (the largest single cost at 1000 hosts)
+ONE_BATCH = os.environ.get("BENCH_FLEET_ONE_BATCH", "1") != "0"
+# BENCH_FLEET_FULL=0 runs only the rollout checks (max_fail_percentage 0 and the failed canary: a
+# few hundred hosts run at 1000), not ping, the full converges and the in-process report
+FULL = os.environ.get("BENCH_FLEET_FULL", "1") != "0"
 
 # Records each host's task outcomes and the report action's batches (one JSON line per event).
 CALLBACK = '''
@@ -135,59 +140,63 @@ def bench_size(n, workdir, env):
     kinds = fleet.make_fleet(root, counts)
     inv = os.path.join(root, "inventory.yml")
     names = list(kinds)  # inventory order
+    sys.stdout.flush()
     print("fleet of %d hosts (%s), forks %d" % (n, ", ".join("%d %s" % (c, k) for k, c in counts.items()), FORKS))
 
-    # 1. ping, and the converge as the playbook rolls out (canary 1, then 25 %) with
-    #    max_fail_percentage 10: 5 % failed hosts spread over the batches never stop it
-    t_ping, proc = run(["ansible", "all", "-i", inv, "-f", str(FORKS), "-m", "ansible.builtin.ping"], env)
-    ping_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert proc.stdout.count("SUCCESS") == n - counts["failed"], proc.stdout[-2000:]
-    events = os.path.join(root, "converge.jsonl")
-    report_dir = os.path.join(root, "report-full")
-    t_conv, proc = converge(inv, env, report_dir, events, pmem_poison_max_fail_percentage=10)
-    conv_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    ev = read_events(events)
-    full = load_report(report_dir)
-    batches, ran = rollout(names, kinds, 1, 25, 10)
-    assert len(ran) == n, "the bench's fleet must not trip max_fail_percentage 10"
-    assert proc.returncode != 0  # the failed hosts fail the run, after every batch ran
-    assert full["totals"]["hosts"] == n and full["totals"]["not_run"] == 0, full["totals"]
-    assert full["totals"]["clean"] == counts["clean"]
-    assert full["totals"]["failed"] == counts["failed"]
-    assert full["totals"]["needs_decision"] == counts["decision"]
-    per_kind = {}
-    for e in ev:
-        if e["module"] and e["status"] == "ok":
-            per_kind.setdefault(kinds[e["host"]], []).append(e["action"])
-    assert set(per_kind["clean"]) == {"pmem.poison.pmem_badblocks"} and len(per_kind["clean"]) == counts["clean"]
-    reports = [e for e in ev if e["action"] == "pmem.poison.fleet_report"]
-    assert len(reports) == batches, (len(reports), batches)
-    print("  ansible -m ping                      %7.1f s" % t_ping)
-    print("  remediate converge, %d batches        %7.1f s   ratio %.2f   (canary 1, then 25 %%; "
-          "max_fail_percentage 10: every batch ran)" % (batches, t_conv, t_conv / t_ping))
-    # the same converge in one batch: the role's own cost, without the rollout's pauses between batches
-    t_one, proc = converge(inv, env, os.path.join(root, "report-one"), os.path.join(root, "one.jsonl"),
-                           pmem_poison_serial="100%", pmem_poison_max_fail_percentage=10)
-    one = load_report(os.path.join(root, "report-one"))
-    assert one["totals"]["not_run"] == 0 and one["totals"]["clean"] == counts["clean"]
-    print("  remediate converge, one batch         %7.1f s   ratio %.2f" % (t_one, t_one / t_ping))
-    print("  module runs on a clean host: 1 (pmem_badblocks); controller peak RSS (largest process): "
-          "ping %d MiB, converge %d MiB" % (ping_rss // 1024, conv_rss // 1024))
-    print("  fleet_report task (in the playbook, %d hosts): first batch %.2f s, last batch %.2f s"
-          % (n, reports[0]["seconds"], reports[-1]["seconds"]))
+    t_ping = t_conv = None
+    if FULL:
+        # 1. ping, and the converge as the playbook rolls out (canary 1, then 25 %) with
+        #    max_fail_percentage 10: 5 % failed hosts spread over the batches never stop it
+        t_ping, proc = run(["ansible", "all", "-i", inv, "-f", str(FORKS), "-m", "ansible.builtin.ping"], env)
+        ping_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        assert proc.stdout.count("SUCCESS") == n - counts["failed"], proc.stdout[-2000:]
+        events = os.path.join(root, "converge.jsonl")
+        report_dir = os.path.join(root, "report-full")
+        t_conv, proc = converge(inv, env, report_dir, events, pmem_poison_max_fail_percentage=10)
+        conv_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        ev = read_events(events)
+        full = load_report(report_dir)
+        batches, ran = rollout(names, kinds, 1, 25, 10)
+        assert len(ran) == n, "the bench's fleet must not trip max_fail_percentage 10"
+        assert proc.returncode != 0  # the failed hosts fail the run, after every batch ran
+        assert full["totals"]["hosts"] == n and full["totals"]["not_run"] == 0, full["totals"]
+        assert full["totals"]["clean"] == counts["clean"]
+        assert full["totals"]["failed"] == counts["failed"]
+        assert full["totals"]["needs_decision"] == counts["decision"]
+        per_kind = {}
+        for e in ev:
+            if e["module"] and e["status"] == "ok":
+                per_kind.setdefault(kinds[e["host"]], []).append(e["action"])
+        assert set(per_kind["clean"]) == {"pmem.poison.pmem_badblocks"} and len(per_kind["clean"]) == counts["clean"]
+        reports = [e for e in ev if e["action"] == "pmem.poison.fleet_report"]
+        assert len(reports) == batches, (len(reports), batches)
+        print("  ansible -m ping                      %7.1f s" % t_ping)
+        print("  remediate converge, %d batches        %7.1f s   ratio %.2f   (canary 1, then 25 %%; "
+              "max_fail_percentage 10: every batch ran)" % (batches, t_conv, t_conv / t_ping))
+        # the same converge in one batch: the role's own cost, without the rollout's pauses between batches
+        if ONE_BATCH:
+            t_one, proc = converge(inv, env, os.path.join(root, "report-one"), os.path.join(root, "one.jsonl"),
+                                   pmem_poison_serial="100%", pmem_poison_max_fail_percentage=10)
+            one = load_report(os.path.join(root, "report-one"))
+            assert one["totals"]["not_run"] == 0 and one["totals"]["clean"] == counts["clean"]
+            print("  remediate converge, one batch         %7.1f s   ratio %.2f" % (t_one, t_one / t_ping))
+        print("  module runs on a clean host: 1 (pmem_badblocks); controller peak RSS (largest process): "
+              "ping %d MiB, converge %d MiB" % (ping_rss // 1024, conv_rss // 1024))
+        print("  fleet_report task (in the playbook, %d hosts): first batch %.2f s, last batch %.2f s"
+              % (n, reports[0]["seconds"], reports[-1]["seconds"]))
 
-    # 2. the report alone, in process: aggregate + write the three files
-    summaries = dict((h["host"], h) for h in full["hosts"])
-    tracemalloc.start()
-    t0 = time.monotonic()
-    agg = report.fleet_summary(summaries, generated_at="bench")
-    files = report.write_report(agg, os.path.join(root, "report-inproc"), run_id="bench")
-    t_report = time.monotonic() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    sizes = dict((os.path.basename(f).rsplit(".", 1)[-1], os.path.getsize(f)) for f in files[:3])
-    print("  report generation in process: %.3f s, peak traced memory %.1f MiB; files: %s"
-          % (t_report, peak / 2.0 ** 20, ", ".join("%s %d KiB" % (k, v // 1024) for k, v in sorted(sizes.items()))))
+        # 2. the report alone, in process: aggregate + write the three files
+        summaries = dict((h["host"], h) for h in full["hosts"])
+        tracemalloc.start()
+        t0 = time.monotonic()
+        agg = report.fleet_summary(summaries, generated_at="bench")
+        files = report.write_report(agg, os.path.join(root, "report-inproc"), run_id="bench")
+        t_report = time.monotonic() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        sizes = dict((os.path.basename(f).rsplit(".", 1)[-1], os.path.getsize(f)) for f in files[:3])
+        print("  report generation in process: %.3f s, peak traced memory %.1f MiB; files: %s"
+              % (t_report, peak / 2.0 ** 20, ", ".join("%s %d KiB" % (k, v // 1024) for k, v in sorted(sizes.items()))))
 
     # 3. max_fail_percentage 0 (the playbook's default): the first batch with a failure is the last
     batches, ran = rollout(names, kinds, 1, 25, 0)

@@ -10,6 +10,10 @@ recall/precision against ground truth (FIEMAP of every file, taken at build time
 Timed runs are repeated BENCH_REPEAT times (default 5; ext4 alternates resolver and baselines) and
 the best of each is compared: these machines are shared and noisy. Never asserts timings. Needs
 root. The XFS baseline is sampled (BENCH_BASELINE_SAMPLE ranges) and extrapolated: it says so.
+
+BENCH_TREE_DIR=/var/tmp/x keeps the images (and their ground truth) there and reuses them on the
+next run with the same BENCH_FILES/BENCH_CLONES/BENCH_SEED, so a 1M-file tree is built once;
+`rm -rf` that directory when done.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -48,15 +52,30 @@ def sh(*argv, **kw):
                           universal_newlines=True, **kw).stdout
 
 
+TREE_DIR = os.environ.get("BENCH_TREE_DIR")
+# BENCH_MEMORY=0 skips the traced-memory runs (tracemalloc makes a 1M-file FIEMAP pass take minutes)
+MEMORY = os.environ.get("BENCH_MEMORY", "1") != "0"
+
+
 def build(fstype, workdir):
-    img = os.path.join(workdir, fstype + ".img")
-    size = max(2 << 30, N_FILES * 12 * 1024)
+    if TREE_DIR:
+        workdir = TREE_DIR
+        os.makedirs(workdir, exist_ok=True)
+    tag = "%s-%d-%d-%d" % (fstype, N_FILES, N_CLONES, SEED)
+    img = os.path.join(workdir, tag + ".img")
+    ready = img + ".ready"
+    mnt = os.path.join(workdir, "mnt-" + tag)
+    if TREE_DIR and os.path.exists(ready):
+        dev = sh("losetup", "--find", "--show", img).strip()
+        os.makedirs(mnt, exist_ok=True)
+        sh("mount", dev, mnt)
+        return {"dev": dev, "mnt": mnt, "img": img, "mounted": True, "keep": True,
+                "build_seconds": 0.0, "reused": True}
     with open(img, "wb") as f:
-        f.truncate(size)
+        f.truncate(max(2 << 30, N_FILES * 12 * 1024))
     dev = sh("losetup", "--find", "--show", img).strip()
-    mnt = os.path.join(workdir, "mnt-" + fstype)
-    os.makedirs(mnt)
-    state = {"dev": dev, "mnt": mnt, "img": img, "mounted": False}
+    os.makedirs(mnt, exist_ok=True)
+    state = {"dev": dev, "mnt": mnt, "img": img, "mounted": False, "keep": bool(TREE_DIR)}
     try:
         if fstype == "xfs":
             sh("mkfs.xfs", "-q", "-f", "-m", "rmapbt=1,reflink=1", dev)
@@ -92,7 +111,11 @@ def build(fstype, workdir):
             os.link(files[(i * 131) % len(files)], os.path.join(mnt, "links", "l%03d" % i))
         sh("sync")
         state["build_seconds"] = time.monotonic() - t0
+        if TREE_DIR:
+            with open(ready, "w") as f:
+                f.write("built\n")
     except Exception:
+        state["keep"] = False
         teardown(state)
         raise
     return state
@@ -102,6 +125,8 @@ def teardown(state):
     if state.get("mounted"):
         subprocess.run(["umount", state["mnt"]], check=False)
     subprocess.run(["losetup", "-d", state["dev"]], check=False)
+    if state.get("keep"):
+        return
     try:
         os.unlink(state["img"])
     except OSError:
@@ -155,10 +180,12 @@ def run_resolver(state, ranges, **kw):
     res = O.resolve_owners(rngs, **kw)
     dt = time.monotonic() - t0
     # memory in a second run: tracemalloc slows Python several-fold, so it never shares the timing
-    tracemalloc.start()
-    O.resolve_owners(rngs, **kw)
-    _cur, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = float("nan")
+    if MEMORY:
+        tracemalloc.start()
+        O.resolve_owners(rngs, **kw)
+        _cur, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     got = set()
     for (off, _n), r in zip(ranges, res):
         for o in r["owners"]:
@@ -291,7 +318,8 @@ def bench(fstype, workdir):
     sys.stdout.flush()
     state = build(fstype, workdir)
     try:
-        print("   build %.1fs" % state["build_seconds"])
+        reused = " (reused %s)" % state["img"] if state.get("reused") else ""
+        print("   build %.1fs%s" % (state["build_seconds"], reused))
         t0 = time.monotonic()
         blocks, paths = ground_truth(state["mnt"])
         print("   ground truth (FIEMAP of every file) %.1fs, %d allocated data blocks" % (

@@ -234,8 +234,9 @@ def test_ext4_fast_path_owners_without_fiemap_pass(loopfs, monkeypatch):
               (fresh_phys + 4096, 512)]
     rngs = [O.direct_range({"device": loopfs.dev, "offset": o, "length": n}) for o, n in ranges]
     res = O.resolve_owners(rngs, run=run)
-    # exactly one icheck and one ncheck, argument lists, catastrophic (read-only) mode
-    expected_calls = [["-c", "-R", "icheck"], ["-c", "-R", "ncheck"]]
+    # exactly one icheck, catastrophic (read-only) mode; the names come from the live directory
+    # walk run meanwhile, not from ncheck
+    expected_calls = [["-c", "-R", "icheck"]]
     assert [c[1:3] + [c[3].split()[0]] for c in calls] == expected_calls
     assert all(c[-1] == loopfs.dev for c in calls)
     r_data, r_other, r_fresh = res
@@ -292,14 +293,14 @@ def test_ext4_candidate_deleted_after_sync(loopfs, monkeypatch):
     from .conftest import extents_of
     os.sync()
     phys = extents_of(loopfs.path("doomed"))[0][1]
-    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
-    real_ncheck = owners_offline.ext4_ncheck
+    real_paths_of = O._dir_index.paths_of
 
-    def ncheck_then_delete(device, inodes, **kw):
-        out = real_ncheck(device, inodes, **kw)
+    def names_then_delete(index, inodes):
+        out = real_paths_of(index, inodes)
+        assert out, "the walk named no candidate"
         os.unlink(loopfs.path("doomed"))   # the race: gone before verification
         return out
-    monkeypatch.setattr(owners_offline, "ext4_ncheck", ncheck_then_delete)
+    monkeypatch.setattr(O._dir_index, "paths_of", names_then_delete)
     (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})])
     assert r["error"] is None
     assert [o["kind"] for o in r["owners"]] in (["free"], ["unknown"]), r

@@ -165,6 +165,11 @@ class RangeSet:
         self.starts[lo:hi] = [i[0] for i in new]
 
 
+def _same_path(path):
+    """The walker hands map_file whole paths: the name is the path."""
+    return path
+
+
 def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=True,
          want_directories=True, error_limit=100):
     """One pass over the files under *root* (one filesystem, no mount crossing).
@@ -185,51 +190,57 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
     deadline = (time.monotonic() + max_seconds) if max_seconds else None
     buf = _buffer(batch)
     hits = []
-    seen_multi = set()  # hard-linked inodes already mapped (bounded by hard-linked files)
     res = {"hits": hits, "pending_writeback": [], "pending_writeback_count": 0, "errors": [],
            "errors_count": 0, "files_scanned": 0, "complete": False, "stopped_early": False,
            "timed_out": False}
+    file_flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    noatime = [bool(O_NOATIME)]  # dropped for good after the first EPERM (not the file's owner)
 
     def err(path, e):
         res["errors_count"] += 1
         if len(res["errors"]) < error_limit:
             res["errors"].append({"path": path, "error": getattr(e, "strerror", None) or str(e)})
 
-    def map_file(path, is_dir):
+    def map_file(name, dfd, path_of, is_dir):
+        # Opened relative to its directory (no path lookup from the root per file) and not
+        # stat'ed unless it maps pending bytes: a file that hits is fstat'ed then, and dropped
+        # when it is on another filesystem (a file bind-mounted over this one's).
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | O_NOATIME)
+            fd = os.open(name, file_flags | (O_NOATIME if noatime[0] else 0), dir_fd=dfd)
         except OSError as e:
-            if e.errno == errno.EPERM and O_NOATIME:
+            if e.errno == errno.EPERM and noatime[0]:
+                noatime[0] = False
                 try:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                    fd = os.open(name, file_flags, dir_fd=dfd)
                 except OSError as e2:
                     if e2.errno != errno.ENOENT:
-                        err(path, e2)
+                        err(path_of(name), e2)
                     return
             else:
                 if e.errno != errno.ENOENT:  # vanished since readdir: nothing to map
-                    err(path, e)
+                    err(path_of(name), e)
                 return
         try:
-            st = os.fstat(fd)
-            if st.st_dev != root_dev:
-                return
-            inode_type = _kind.type_from_mode(st.st_mode)
-            if st.st_nlink > 1 and not is_dir:
-                if st.st_ino in seen_multi:
-                    return
-                seen_multi.add(st.st_ino)
             res["files_scanned"] += 1
             delayed = False
+            st = None
             for logical, physical, length, flags in extents(fd, batch=batch, buf=buf):
                 if flags & NO_PHYSICAL:
                     delayed = delayed or bool(flags & (FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNKNOWN))
                     continue
-                for s, e, tag in pending.overlapping(physical, physical + length):
+                found = pending.overlapping(physical, physical + length)
+                if not found:
+                    continue
+                if st is None:
+                    st = os.fstat(fd)
+                    if st.st_dev != root_dev:
+                        return
+                inode_type = _kind.type_from_mode(st.st_mode)
+                for s, e, tag in found:
                     shared = bool(flags & FIEMAP_EXTENT_SHARED)
-                    hits.append({"tag": tag, "inode": st.st_ino, "path": path, "nlink": st.st_nlink,
-                                 "file_offset": logical + (s - physical), "length": e - s,
-                                 "physical": s, "shared": shared,
+                    hits.append({"tag": tag, "inode": st.st_ino, "path": path_of(name),
+                                 "nlink": st.st_nlink, "file_offset": logical + (s - physical),
+                                 "length": e - s, "physical": s, "shared": shared,
                                  "unwritten": bool(flags & FIEMAP_EXTENT_UNWRITTEN),
                                  "is_dir": inode_type == _kind.DIRECTORY,
                                  "inode_type": inode_type})
@@ -238,20 +249,20 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
             if delayed:
                 res["pending_writeback_count"] += 1
                 if len(res["pending_writeback"]) < error_limit:
-                    res["pending_writeback"].append(path)
+                    res["pending_writeback"].append(path_of(name))
         except FiemapUnsupported as e:
-            err(path, e)
+            err(path_of(name), e)
         except OSError as e:
-            err(path, e)
+            err(path_of(name), e)
         finally:
             os.close(fd)
 
     def visit(entry, is_dir, mount_point):
         if is_dir:
             if want_directories and not mount_point:
-                map_file(entry.path, True)
+                map_file(entry.path, None, _same_path, True)
         elif entry.is_file(follow_symlinks=False):
-            map_file(entry.path, False)
+            map_file(entry.path, None, _same_path, False)
 
     def stop():
         if stop_early and pending.empty():
@@ -263,7 +274,7 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
         return None
 
     if want_directories:
-        map_file(root, True)
+        map_file(root, None, _same_path, True)
     _inode_paths.walk(root, root_dev, visit, err, stop)
     res["complete"] = not res["timed_out"]
     res["unaccounted"] = [tuple(item) for item in pending.items]

@@ -4,8 +4,9 @@
 """Candidate owners on a mounted ext2/3/4 filesystem, from debugfs, each verified live with FIEMAP
 (internal API).
 
-As root with debugfs: ``syncfs`` then one ``debugfs -c icheck`` and one ``ncheck -c`` on the block
-device give CANDIDATE owners (on-disk metadata may be stale while mounted); each candidate is
+As root with debugfs: ``syncfs`` then one ``debugfs -c icheck`` on the block device gives CANDIDATE
+owners (on-disk metadata may be stale while mounted), and a directory walk of the live filesystem
+run meanwhile (dir_index.py) gives their names; each candidate is
 verified on the live filesystem (open the path, same st_dev and st_ino, its FIEMAP really covers
 the bad bytes; file offsets come from the live FIEMAP). ext4 has no reflink, so one verified owner
 settles those bytes; only bytes left without a verified owner go to the FIEMAP pass of
@@ -22,6 +23,7 @@ import shutil
 import stat as _stat
 import threading
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import dir_index as _dir_index
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
@@ -51,9 +53,9 @@ class Candidates(object):
     """Fast path for mounted ext2/3/4 (root + debugfs): debugfs candidates, FIEMAP-verified.
 
     ``start()`` runs syncfs and then ``debugfs -c icheck`` over every block of the group's ranges
-    in a background thread, so it overlaps the GETFSMAP queries; ``finish(pending)`` takes the
-    candidates for the bytes GETFSMAP left "unknown", runs one ``ncheck -c``, verifies every
-    candidate on the live filesystem, adds the verified owners and returns the part of *pending*
+    in a background thread, so it overlaps the GETFSMAP queries; ``finish(pending)`` walks the
+    directories (dir_index.walk) while icheck runs, takes the candidates for the bytes GETFSMAP
+    left "unknown", names them from the walk's index, verifies every candidate on the live filesystem, adds the verified owners and returns the part of *pending*
     [(start, end, target)] no verified owner covers (for the FIEMAP pass). Tool trouble never
     raises: *pending* comes back untouched with a warning and the FIEMAP pass does the work."""
 
@@ -103,7 +105,13 @@ class Candidates(object):
         except Exception as e:  # noqa: BLE001 - reported by finish()
             self.error = e
 
-    def finish(self, pending):
+    def finish(self, pending, max_walk_seconds=None):
+        # The names come from a live directory walk run while icheck still reads the inode
+        # table in its own process (the two read different things), not from a later ncheck.
+        index = None
+        if pending and self.thread is not None and self.error is None:
+            index = _dir_index.walk(self.fs["mountpoint"], os.fstat(self.fd).st_dev,
+                                    max_seconds=max_walk_seconds)
         if self.thread is not None:
             self.thread.join()
         if not pending:
@@ -119,9 +127,7 @@ class Candidates(object):
                     if ino:
                         cands.add(ino)
             cands = sorted(cands)
-            names = _offline.ext4_ncheck(
-                self.devpath, [i for i in cands if i >= _offline.EXT4_FIRST_INO], run=self.run,
-                debugfs=self.debugfs) if cands else {}
+            names = _dir_index.paths_of(index, cands)
         except (_offline.OfflineError, OSError, ValueError, AttributeError) as e:
             for t in set(t for _s, _e, t in pending):
                 t.result["warnings"].append(
@@ -131,19 +137,12 @@ class Candidates(object):
         tags = dict((id(t), t) for _s, _e, t in pending)
         rs = _fiemap.RangeSet([(s, e, id(t)) for s, e, t in pending])
         root_dev = os.fstat(self.fd).st_dev
-        mp = fs["mountpoint"]
-        mroot = (fs.get("mount_root") or "/").rstrip("/")
         buf = _fiemap._buffer(32)
         for ino in cands:
             if rs.empty():
                 break
-            paths = []
-            for rel in (["/"] if ino == 2 else names.get(ino, [])):
-                if mroot:
-                    if rel != mroot and not rel.startswith(mroot + "/"):
-                        continue  # outside the mounted subtree: no path through this mount
-                    rel = rel[len(mroot):] or "/"
-                paths.append(mp if rel == "/" else os.path.join(mp, rel.lstrip("/")))
+            # live paths below the mount point (a bind-mounted subtree shows only its own)
+            paths = names.get(ino, [])
             unopened = _verify_candidate(ino, paths, rs, tags, fs, root_dev, buf)
             if unopened:
                 self.unopened[ino] = unopened

@@ -103,7 +103,7 @@ def resolve(group, fs, walk_paths, max_walk_seconds, run=None, ext4_debugfs=True
                     reason=_no_owner_reason(lo, fs_size)))
         _settle_inode_types(group, fd)
         if fast is not None:
-            pending = fast.finish(pending)
+            pending = fast.finish(pending, max_walk_seconds)
         if pending:
             _fiemap_pass(pending, fs, fsmap_note, max_walk_seconds)
             if fast is not None:

@@ -153,7 +153,9 @@ def test_argument_spec_matches_documentation():
     doc = yaml.safe_load(pmem_badblocks.DOCUMENTATION)
     yaml.safe_load(pmem_badblocks.EXAMPLES)
     ret = yaml.safe_load(pmem_badblocks.RETURN)
-    assert set(doc["options"]) == {"devices", "scrub", "scrub_timeout", "use_ndctl", "ledger_path", "kernel_events"}
+    assert set(doc["options"]) == {"devices", "scrub", "scrub_timeout", "use_ndctl", "ledger_path",
+                                   "kernel_events", "resolve"}
+    assert set(ret["resolve"]["contains"]) == set(pmem_badblocks.resolve_bad_ranges([]))
     documented = set(ret["ansible_facts"]["contains"]["pmem"]["contains"])
     gathered = _facts.build_facts({}, [], [])
     assert documented == set(gathered)
@@ -181,3 +183,24 @@ def test_auto_skips_ndctl_on_empty_lists(capsys, monkeypatch, tmp_path):
     marker.unlink()
     code, out = run(capsys, monkeypatch, {"use_ndctl": "auto"}, fixture="stock-poison", ndctl_path=str(fake))
     assert marker.exists()  # lists have entries: ndctl runs
+
+
+def test_resolve_folds_pmem_resolve_into_the_same_run(capsys, monkeypatch):
+    """resolve=true: one result per bad range, in the facts' order, with pmem_resolve's summary;
+    without it the result has no resolve key (the facts are the same either way)."""
+    code, plain = run(capsys, monkeypatch, {"use_ndctl": "never"})
+    assert code == 0 and "resolve" not in plain
+    code, out = run(capsys, monkeypatch, {"use_ndctl": "never", "resolve": True})
+    assert code == 0 and out["changed"] is False
+    ranges = out["ansible_facts"]["pmem"]["bad_ranges"]
+    assert ranges and ranges == plain["ansible_facts"]["pmem"]["bad_ranges"]
+    assert [r["range_id"] for r in out["resolve"]["results"]] == [r["id"] for r in ranges]
+    assert out["resolve"]["summary"]["ranges"] == len(ranges)
+    assert all(r["owners"] or r["error"] for r in out["resolve"]["results"])
+
+
+def test_resolve_on_a_clean_host_runs_no_resolver():
+    def boom(*_a, **_k):
+        raise AssertionError("the resolver ran for no bad range")
+    assert pmem_badblocks.resolve_bad_ranges([], resolve_owners=boom) == {
+        "results": [], "summary": {"ranges": 0, "errors": 0, "owners": {}}}

@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -106,3 +107,55 @@ def test_module_accepted_loss_without_reason_is_refused(setup, tmp_path):
     assert res["failed"] and "accepted_reason is required" in res["msg"], (res, p.stderr)
     assert "Next step" in res["msg"] and "Traceback" not in p.stdout + p.stderr
     assert f.read_bytes() == before and not os.path.exists(args["ledger_path"])
+
+
+def _entries_as_recorded(ledger_path):
+    """What a user reads in the ledger, without the times and pids of the run."""
+    return [(e["id"], e["state"], sorted(e.get("containment") or {}), e["owner"]["paths"],
+             [h["event"] for h in e.get("history") or []])
+            for e in L.load(ledger_path)["entries"]]
+
+
+def test_module_quarantine_folded_in_is_the_two_tasks_in_one(setup, tmp_path):
+    """quarantine=true records, marks and contains as pmem_quarantine does, then plans and
+    clears: the ledger and the file end up as with the two tasks; check mode writes nothing;
+    a second run changes nothing."""
+    f, args, env = setup
+    del args["source"], args["entry_ids"]
+    args["policy"] = {"containment": ["chmod"]}
+    try:
+        os.setxattr(str(f), "user.probe", b"1")
+    except OSError:
+        pytest.skip("no user xattrs here")
+    two = tmp_path / "two"
+    two.mkdir()
+    two_ledger = str(two / "l" / "ledger.json")
+    g = two / "f.bin"
+    g.write_bytes(f.read_bytes())
+    owner2 = dict(args["results"][0]["owners"][0], inode=os.stat(str(g)).st_ino,
+                  paths=[str(g)], mountpoint=str(two))
+    two_args = dict(args, ledger_path=two_ledger,
+                    results=[{"range_id": args["results"][0]["range_id"], "owners": [owner2]}])
+    res, p = run_module("pmem_quarantine", {
+        "ledger_path": two_ledger, "results": two_args["results"],
+        "bad_ranges": args["bad_ranges"], "containment": ["chmod"]}, tmp_path, env)
+    assert res and res["changed"], p.stderr
+    res, p = run_module("pmem_clear", two_args, tmp_path, env)
+    assert res and not res.get("failed"), (res, p.stderr)
+
+    res, p = run_module("pmem_clear", dict(args, quarantine=True), tmp_path, env, check=True)
+    assert res and res["changed"] and not res.get("failed"), (res, p.stderr)
+    assert res["quarantine"]["changed"] and not os.path.exists(args["ledger_path"])
+    assert stat.S_IMODE(os.stat(str(f)).st_mode) != 0
+    res, p = run_module("pmem_clear", dict(args, quarantine=True), tmp_path, env, diff=True)
+    assert res and res["changed"] and not res.get("failed"), (res, p.stderr)
+    assert res["quarantine"]["entries"][0]["marked"] == [str(f)]
+    assert res["quarantine"]["recorded"][0]["change"] == "new"
+    assert stat.S_IMODE(os.stat(str(f)).st_mode) == 0
+    assert json.loads(os.getxattr(str(f), "user.pmem_poison.lost_ranges"))["ranges"]
+    one_run = _entries_as_recorded(args["ledger_path"])
+    two_runs = _entries_as_recorded(two_ledger)
+    assert [e[1:3] + (e[4],) for e in one_run] == [e[1:3] + (e[4],) for e in two_runs]
+    assert one_run[0][1] == "open" and one_run[0][2] == ["chmod"]
+    res, p = run_module("pmem_clear", dict(args, quarantine=True), tmp_path, env)
+    assert res and res["changed"] is False and not res.get("failed"), (res, p.stderr)
