@@ -10,7 +10,8 @@ Dispatch per range:
   the processes that have the device open or mapped (/proc/*/fd, /proc/*/maps).
 - mounted filesystem: GETFSMAP (fsmap.py) names file owners (XFS rmapbt), metadata and free space;
   bytes it reports as "unknown" (ext4 file data, XFS without rmapbt) or everything when GETFSMAP is
-  unavailable go to one FIEMAP pass (fiemap.py). Paths: one walk (inode_paths.py).
+  unavailable go to one FIEMAP pass (fiemap.py). Paths: XFS parent pointers where the filesystem
+  has them (xfs_parents.py), else one walk (inode_paths.py).
 - mounted ext2/3/4 as root with debugfs: before that pass, ``syncfs`` then one ``debugfs -c icheck``
   and one ``ncheck -c`` on the block device give CANDIDATE owners (on-disk metadata may be stale
   while mounted); each candidate is verified on the live filesystem (open the path, same st_dev and
@@ -38,6 +39,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as _fsmap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _paths
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import xfs_parents as _parents
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_kind as _kind
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
@@ -578,7 +580,7 @@ def _resolve_mounted(group, fs, walk_paths, max_walk_seconds, run=None, ext4_deb
                                                    else -1, o["inode"] or 0))
             t.result["owners"] = _merge(t.result["owners"])
         if walk_paths:
-            _attach_paths(group, fs, max_walk_seconds)
+            _attach_paths(group, fs, max_walk_seconds, fd=fd, geom=geom)
         else:
             for t in group:
                 for o in t.result["owners"]:
@@ -934,7 +936,7 @@ def _wants_path(o):
     return o["inode"] is not None and (o["kind"] in ("file", "metadata") or o.get("_fork"))
 
 
-def _attach_paths(group, fs, max_walk_seconds):
+def _attach_paths(group, fs, max_walk_seconds, fd=None, geom=None):
     mp = fs["mountpoint"]
     want = {}
     nlinks = {}
@@ -959,7 +961,9 @@ def _attach_paths(group, fs, max_walk_seconds):
         _finish(group, {}, fs, None)
         return
     complete_nlinks = nlinks if set(nlinks) == set(want) else None
-    res = _paths.find_paths(mp, want.keys(), max_seconds=max_walk_seconds, nlinks=complete_nlinks)
+    gens = dict((o["inode"], o.get("_generation")) for same in want.values() for o in same)
+    res = _parents.find_paths(mp, want.keys(), fd=fd, geom=geom, generations=gens,
+                              max_seconds=max_walk_seconds, nlinks=complete_nlinks)
     _finish(group, res["paths"], fs, res)
 
 
