@@ -242,7 +242,19 @@ class PushSources:
         except OSError as exc:
             if exc.errno == errno.EAGAIN:
                 return [], [], False
-            raise
+            # a source that fails is dropped (the kernel log is still followed), never fatal
+            where = self.monitors.get(fd, {}).get("mountpoint") if fd != self.fan_fd else "fanotify"
+            msg = "stopped following %s: read failed (%s)" % (where, exc.strerror or exc)
+            self.log(msg)
+            self.monitors.pop(fd, None)
+            if fd == self.fan_fd:
+                self.fan_fd = None
+                self.unavailable[(_fs_events.SOURCE_FS_ERROR, "*")] = msg
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            return [], [{"source": "watcher", "message": msg}], True
         if fd == self.fan_fd:
             warnings = []
             for ev in _fs_events.parse_fanotify(data):

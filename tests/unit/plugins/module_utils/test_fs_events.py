@@ -217,3 +217,14 @@ def test_warnings_alone_are_written_and_not_repeated(tmp_path):
     watch.record_now(ledger_path, gather=lambda: {"bad_ranges": []}, warnings=w)
     watch.record_now(ledger_path, gather=lambda: {"bad_ranges": []}, warnings=w)
     assert [x["message"] for x in L.load(ledger_path)["warnings"]] == [w[0]["message"]]
+
+
+def test_a_source_that_fails_is_dropped_with_a_warning_not_fatal():
+    k = Kernel()
+    logs = []
+    push = sources(k, logs)
+    push.refresh()
+    os.close(k.mon_r)  # the monitor's fd goes bad under the watcher: EBADF on read
+    _p, warnings, trigger = push.read(k.mon_r)
+    assert trigger and "stopped following /mnt" in warnings[0]["message"]
+    assert k.mon_r not in push.fds() and push.fan_fd is not None
