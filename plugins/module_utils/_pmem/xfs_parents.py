@@ -121,8 +121,8 @@ def parents_of(fd, fsh, ino, gen, ioctl=None, bufsize=BUFSIZE):
     out = []
     is_root = False
     for _batch in range(1 << 16):
-        struct.pack_into(GETPARENTS_FMT, req, HANDLE_SIZE, *(cursor + (0, 0, bufsize, 0,
-                                                                        ctypes.addressof(records))))
+        fields = cursor + (0, 0, bufsize, 0, ctypes.addressof(records))
+        struct.pack_into(GETPARENTS_FMT, req, HANDLE_SIZE, *fields)
         try:
             do_ioctl(fd, XFS_IOC_GETPARENTS_BY_HANDLE, req)
         except OSError as e:

@@ -17,7 +17,6 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch
 
 
-
 def _topo(root=True):
     """e820 region at 1 GiB, fsdax namespace 1 MiB in with its data 2 MiB later, pmem0p1 1 MiB
     into pmem0 and mounted XFS (the shape of test_ranges' topology)."""
@@ -190,9 +189,9 @@ def test_pushed_media_error_reaches_the_ledger_with_its_source(tmp_path):
         return {"bad_ranges": R.gather_bad_ranges(topo, events=placed), "warnings": []}
 
     def resolve(ranges, facts):
-        return [{"range_id": r["id"], "owners": [{"kind": "file", "range_id": r["id"], "inode": 131,
-                                                   "file_offset": 0, "length": r["length"],
-                                                   "paths": ["/mnt/victim"], "device": "/dev/pmem0p1"}],
+        owner = {"kind": "file", "inode": 131, "file_offset": 0, "paths": ["/mnt/victim"],
+                 "device": "/dev/pmem0p1"}
+        return [{"range_id": r["id"], "owners": [dict(owner, range_id=r["id"], length=r["length"])],
                  "error": None} for r in ranges]
     ledger_path = str(tmp_path / "ledger.json")
     out = watch.record_now(ledger_path, gather=gather, resolve=resolve, pushed=pushed, warnings=warnings,
