@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Print the path of a mkfs.xfs that knows `-n parent=1` (xfsprogs 6.10+), for host tests and
 # `make bench` on hosts whose own xfsprogs is older (bookworm: 6.1).
 # If the host's mkfs.xfs already does, print that. Otherwise unpack trixie's xfsprogs and the
