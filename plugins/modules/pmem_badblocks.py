@@ -100,6 +100,10 @@ options:
         become a warning.
       - On e820 pmem, CXL memory, and for memory failures that are not machine checks on ACPI NFIT, these
         records are the only evidence of the lost data. Placing them needs root (region base addresses).
+      - "Sources by kernel: V(region), V(blockdev), V(ndctl), V(memory_failure) and V(mce) on every kernel this
+        collection supports; V(rasdaemon) where rasdaemon runs. V(xfs_health) (the XFS health monitor, Linux 7.0+)
+        appears only on ranges the watcher recorded (see M(pmem.poison.pmem_watcher)): it is pushed while someone
+        listens and is never read back later."
     type: bool
     default: true
   resolve:

@@ -19,6 +19,15 @@ description:
     kernel records, as M(pmem.poison.pmem_badblocks) with O(pmem.poison.pmem_badblocks#module:kernel_events)
     does), resolves their owners (as M(pmem.poison.pmem_resolve)) and merges them into the ledger under its lock,
     with the same write-ahead, atomic, fsynced save as M(pmem.poison.pmem_quarantine), within seconds.
+  - On Linux 7.0 and later it also follows what XFS and fanotify push while it runs (nothing keeps these
+    events), namely the XFS health monitor (C(XFS_IOC_HEALTH_MONITOR), one per mounted XFS, opened on its root
+    directory; not available where C(xfs_healer) already holds it) and C(FAN_FS_ERROR) over every mounted XFS and
+    ext4 (C(FAN_FS_ERROR) exists since 5.16 for ext4; XFS and DAX data loss report through it since 7.0). A
+    health-monitor media error is placed by its device offset like a list entry and recorded with source
+    V(xfs_health). Events that name no range (data lost in a file, a filesystem error or shutdown) and every
+    lost-events marker (the health monitor's count of dropped events, fanotify's queue overflow, kernel-log
+    records overwritten before they were read) are appended to the ledger's top-level C(warnings) list. On older
+    kernels the service notes once in its log that these sources are absent and follows the kernel log alone.
   - The service never clears, never writes file data, never marks or contains files; the next converge
     resolves, marks and handles its entries like any other. It also makes a full pass at start and every hour.
   - Its state is in C(/run/pmem-poison/watch.json) and in RV(pmem.poison.pmem_badblocks#module:ansible_facts.pmem.watcher) of

@@ -5,13 +5,18 @@ PMEM_BENCH_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PMEM_BENCH_REPO := $(abspath $(PMEM_BENCH_DIR)/../..)
 BENCH_PYTHON ?= $(PMEM_BENCH_REPO)/.venv/bin/python
 
-.PHONY: bench bench-resolve bench-lab
-# Owner resolution on loop devices, the two lab benchmarks (facts on a clean host and the
+.PHONY: bench bench-resolve bench-paths bench-lab
+# Owner resolution and inode -> paths on loop devices, the two lab benchmarks (facts on a clean host and the
 # remediate converge, each against `ansible -m ping` measured in the same run), then the fleet bench.
-bench: bench-resolve bench-lab bench-fleet
+bench: bench-resolve bench-paths bench-lab bench-fleet
 
 bench-resolve:
 	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec $(BENCH_PYTHON) tests/bench/bench_resolve.py'
+
+# Inode -> paths on one XFS with parent pointers: GETPARENTS against the walk, same tree, same run.
+# BENCH_PATH_FILES=1000000 (default) files, BENCH_PATH_INODES=512 inodes named.
+bench-paths:
+	cd $(PMEM_BENCH_REPO) && bash -c '. scripts/env.sh && exec $(BENCH_PYTHON) tests/bench/bench_paths.py'
 
 bench-lab:
 	$(PMEM_BENCH_REPO)/lab/build.sh stock

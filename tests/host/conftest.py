@@ -43,9 +43,11 @@ def sh(*argv, **kw):
 class LoopFs:
     """A filesystem on a loop device, mounted at .mnt (or not, after unmount())."""
 
-    def __init__(self, fstype, workdir, size_mb=512, mkfs_args=(), fs_size_mb=None, name=None):
+    def __init__(self, fstype, workdir, size_mb=512, mkfs_args=(), fs_size_mb=None, name=None,
+                 mkfs_xfs="mkfs.xfs"):
         """*fs_size_mb*: make the filesystem smaller than the device (bytes past its end belong
-        to no filesystem). *name*: distinguishes several filesystems in one *workdir*."""
+        to no filesystem). *name*: distinguishes several filesystems in one *workdir*.
+        *mkfs_xfs*: another mkfs.xfs (a newer xfsprogs, for parent pointers)."""
         self.fstype = fstype
         name = name or fstype
         self.image = os.path.join(workdir, "%s.img" % name)
@@ -58,7 +60,7 @@ class LoopFs:
         try:
             if fstype == "xfs":
                 size = ["-d", "size=%dm" % fs_size_mb] if fs_size_mb else []
-                sh("mkfs.xfs", "-q", "-f", "-m", "rmapbt=1,reflink=1",
+                sh(mkfs_xfs, "-q", "-f", "-m", "rmapbt=1,reflink=1",
                    *(list(mkfs_args) + size + [self.dev]))
             else:
                 size = ["%dm" % fs_size_mb] if fs_size_mb else []

@@ -52,6 +52,7 @@ U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 XFS_FSOP_GEOM_FLAGS_REFLINK = 0x100000
 XFS_FSOP_GEOM_FLAGS_RMAPBT = 0x80000
+XFS_FSOP_GEOM_FLAGS_PARENT = 0x2000000  # Linux parent pointers (mkfs.xfs -n parent=1, Linux 6.10+)
 
 
 def fmr_owner(otype, code):
@@ -429,7 +430,8 @@ def _split(lo, hi, step):
 
 def xfs_geometry(fd):
     """XFS_IOC_FSGEOMETRY (v5): dict with blocksize, agblocks, agcount, sectsize, datablocks, rmapbt,
-    reflink; None when the ioctl is not supported (not XFS)."""
+    reflink, parent (parent pointers: xfs_parents.py names paths without a walk); None when the
+    ioctl is not supported (not XFS)."""
     buf = bytearray(256)
     try:
         fcntl.ioctl(fd, XFS_IOC_FSGEOMETRY, buf, True)
@@ -444,6 +446,7 @@ def xfs_geometry(fd):
         "logstart": logstart, "size": datablocks * blocksize,
         "rmapbt": bool(flags & XFS_FSOP_GEOM_FLAGS_RMAPBT),
         "reflink": bool(flags & XFS_FSOP_GEOM_FLAGS_REFLINK),
+        "parent": bool(flags & XFS_FSOP_GEOM_FLAGS_PARENT),
     }
 
 

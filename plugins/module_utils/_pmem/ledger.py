@@ -300,6 +300,25 @@ def last_poison_event(entry):
     return None
 
 
+WARNINGS_KEPT = 200
+
+
+def add_warnings(ledger, warnings, at=None):
+    """A copy of ``ledger`` with ``warnings`` ([{source, message}]) appended to its top-level
+    ``warnings`` list (the newest WARNINGS_KEPT kept): what the watcher heard that is not a bad
+    range, above all the kernel's lost-event markers (events it dropped are known to be missing).
+    A warning already the last one with the same source and message is not repeated."""
+    new = copy.deepcopy(ledger) if ledger else empty_ledger()
+    kept = list(new.get("warnings") or [])
+    for w in warnings or []:
+        item = {"at": at or utcnow(), "source": w["source"], "message": w["message"]}
+        if kept and (kept[-1]["source"], kept[-1]["message"]) == (item["source"], item["message"]):
+            continue
+        kept.append(item)
+    new["warnings"] = kept[-WARNINGS_KEPT:]
+    return new
+
+
 def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
     """Merge resolver output into a copy of ``ledger``.
 

@@ -111,7 +111,7 @@ def resolve(group, fs, walk_paths, max_walk_seconds, run=None, ext4_debugfs=True
         for t in group:
             t.found = _record.sort_and_merge(t.found)
         if walk_paths:
-            _paths.attach_paths(group, fs, max_walk_seconds)
+            _paths.attach_paths(group, fs, max_walk_seconds, fd=fd, geom=geom)
         else:
             _paths.without_walk(group)
     finally:

@@ -17,6 +17,7 @@ import stat as _stat
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _walk
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import xfs_parents as _parents
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.owner_record import join
 
 
@@ -25,9 +26,11 @@ def _wants_path(f):
     return o["inode"] is not None and (o["kind"] in ("file", "metadata") or f.untyped)
 
 
-def attach_paths(group, fs, max_walk_seconds):
+def attach_paths(group, fs, max_walk_seconds, fd=None, geom=None):
     """Paths (and generations) of every inode owner of the targets in *group*: what a backend
-    verified already, the one path of a single-link file, else one walk for all the rest."""
+    verified already, the one path of a single-link file, else XFS parent pointers where the
+    filesystem has them (*fd*, *geom*: its root and fsmap.xfs_geometry) and one walk for all the
+    rest."""
     want = {}
     nlinks = {}
     for t in group:
@@ -48,8 +51,9 @@ def attach_paths(group, fs, max_walk_seconds):
         _finish(group, {}, fs, None)
         return
     complete_nlinks = nlinks if set(nlinks) == set(want) else None
-    res = _walk.find_paths(fs["mountpoint"], want.keys(), max_seconds=max_walk_seconds,
-                           nlinks=complete_nlinks)
+    gens = dict((ino, same[0].generation) for ino, same in want.items())
+    res = _parents.find_paths(fs["mountpoint"], want.keys(), fd=fd, geom=geom, generations=gens,
+                              max_seconds=max_walk_seconds, nlinks=complete_nlinks)
     _finish(group, res["paths"], fs, res)
 
 

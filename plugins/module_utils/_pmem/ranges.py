@@ -40,8 +40,10 @@ SOURCE_NDCTL = "ndctl"
 SOURCE_MCE = "mce"
 SOURCE_MEMORY_FAILURE = "memory_failure"
 SOURCE_RASDAEMON = "rasdaemon"
+# pushed by the filesystem while the watcher listens (fs_events.py, Linux 7.x): XFS health monitor
+SOURCE_XFS_HEALTH = "xfs_health"
 SOURCE_ORDER = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL, SOURCE_MCE, SOURCE_MEMORY_FAILURE,
-                SOURCE_RASDAEMON)
+                SOURCE_RASDAEMON, SOURCE_XFS_HEALTH)
 LIST_SOURCES = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL)
 # internal tags: ndctl's region lists are independent evidence; its namespace lists are derived
 # (from the region list for fsdax/devdax, from the block-device list for raw namespaces)
@@ -188,6 +190,32 @@ def _data_region_start(topology, ns_name):
     for item in layout:
         if item["name"] == ns_name:
             return item["data_start"]
+    return None
+
+
+def device_address(topology, dev, offset):
+    """Physical address of byte *offset* of the block device or partition whose device number is
+    *dev* ("major:minor"), or None when it cannot be known (not pmem, a sector-mode namespace, or
+    the root-only resource files unreadable). What a filesystem reports in its own device's bytes
+    (the XFS health monitor) becomes an address the way a list entry does."""
+    namespaces = topology.get("namespaces", {})
+    for bdev in topology.get("blockdevs", {}).values():
+        start = 0 if bdev.get("dev") == dev else None
+        for part in (bdev.get("partitions") or {}).values():
+            if part.get("dev") == dev:
+                start = part.get("start")
+                if start is None:
+                    return None
+        if start is None:
+            continue
+        ns = namespaces.get(bdev.get("namespace") or "") or {}
+        if not ns or ns.get("mode") == "sector":
+            return None
+        base = _data_region_start(topology, bdev["namespace"])
+        resource = (topology.get("regions", {}).get(ns.get("region") or "") or {}).get("resource")
+        if base is None or resource is None:
+            return None
+        return resource + base + start + offset
     return None
 
 
@@ -503,7 +531,8 @@ def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
 def _finish(rng, sources, dimms, region_name, region_offset):
     rng["sources"] = _sorted_sources(sources)
     rng["software_only"] = SOURCE_BLOCKDEV in sources and not (
-        {SOURCE_REGION, _NDCTL_REGION, SOURCE_MCE, SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON} & set(sources))
+        {SOURCE_REGION, _NDCTL_REGION, SOURCE_MCE, SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON,
+         SOURCE_XFS_HEALTH} & set(sources))
     rng["dimms"] = list(dimms)
     if region_name is not None and region_offset is not None:
         rng["id"] = format_id(region_name, region_offset, rng["length"])

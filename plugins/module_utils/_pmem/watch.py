@@ -14,6 +14,14 @@ its lock with the same write-ahead, atomic, fsynced save. It never clears, never
 never marks or contains files: the next converge resolves, marks and handles the entries like any
 other.
 
+On Linux 7.x the filesystems push events too (fs_events.py): the watcher opens the XFS health
+monitor of every mounted XFS and one fanotify FAN_FS_ERROR watch over every mounted XFS and ext4
+(``PushSources``). A health-monitor media error names the bytes of the filesystem's device: it is
+placed like a list entry (ranges.device_address) and recorded with source ``xfs_health``. What
+names no range (file data lost, a filesystem error, a shutdown) and every lost-events marker (the
+health monitor's LOST count, fanotify's queue overflow, /dev/kmsg's EPIPE) becomes a ledger warning
+(ledger.add_warnings) and starts a full pass.
+
 ``record_now`` is the one step (injectable gatherer and resolver); ``follow`` the loop;
 ``main`` the service's entry point. The state file (``/run/pmem-poison/watch.json``) says what it
 did last; ``pmem_badblocks`` reports it as ``watcher``.
@@ -34,9 +42,12 @@ import sys
 import time
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fs_events as _fs_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
 
 PACKAGE = "ansible_collections.pmem.poison.plugins.module_utils._pmem"
@@ -49,6 +60,8 @@ DEBOUNCE_SECONDS = 1.0
 # A full pass now and then: events the kernel did not log (a scrub filling a region list) and
 # any record a burst made us skip still reach the ledger.
 RESCAN_SECONDS = 3600
+# how often new mounts are looked for (their health monitor and fanotify mark)
+REFRESH_SECONDS = 30
 _TRIGGERS = ("Memory failure:", "Injecting memory failure", "Hardware Error", "badblocks")
 
 
@@ -98,27 +111,195 @@ def code_version(files=None):
     return h.hexdigest()[:16]
 
 
-def record_now(ledger_path=_ledger.DEFAULT_PATH, lock_timeout=60.0, gather=None, resolve=None, now=None):
+def place_pushed(pushed, topology):
+    """Pushed device events (PushSources: ``dev``, ``offset``, ``length`` on the filesystem's
+    device) -> (PoisonEvent-like dicts with a physical ``address``, warnings for the rest)."""
+    placed, warnings = [], []
+    for ev in pushed or []:
+        addr = _ranges.device_address(topology, ev["dev"], ev["offset"])
+        if addr is None:
+            warnings.append({"source": ev["source"], "message": "%s: not placed in a pmem region "
+                             "(device %s is not pmem, or its addresses are unreadable)" % (
+                                 ev["message"], ev["dev"])})
+            continue
+        placed.append(dict(ev, address=addr, pfn=addr // _kernel_events.PAGE, outcome=None,
+                           page_type=None, boot_id=ev.get("boot_id")))
+    return placed, warnings
+
+
+def record_now(ledger_path=_ledger.DEFAULT_PATH, lock_timeout=60.0, gather=None, resolve=None, now=None,
+               pushed=None, warnings=None, topology=None):
     """Gather, resolve and record every bad range the ledger does not hold yet. Never clears.
 
     Returns ``{"ranges": n, "changes": [...], "warnings": [...]}``. ``gather`` returns the facts
-    dict (default: this host, kernel records included); ``resolve`` maps bad ranges to
-    pmem_resolve results (default: owners.resolve_owners)."""
-    gather = gather or (lambda: _facts.gather_facts(ledger_path=None, events=_facts.gather_events()))
+    dict (default: this host, kernel records and ``pushed`` events included); ``resolve`` maps bad
+    ranges to pmem_resolve results (default: owners.resolve_owners). ``pushed``: device events
+    from the filesystems (PushSources.read); ``warnings`` ([{source, message}]): what the watcher
+    heard that is no range, written to the ledger's warnings in the same save. ``topology`` (for
+    tests) places the pushed events."""
+    placed, ledger_warnings = [], list(warnings or [])
+    if pushed:
+        placed, unplaced = place_pushed(pushed, topology if topology is not None
+                                        else _topology.gather_topology())
+        ledger_warnings.extend(unplaced)
+    if gather is None:
+        def gather():
+            events = _facts.gather_events()
+            events["events"] = list(events.get("events") or []) + placed
+            return _facts.gather_facts(ledger_path=None, events=events)
     resolve = resolve or (lambda ranges, facts: _owners.resolve_owners(ranges, facts=facts))
     facts = gather()
     ranges = facts.get("bad_ranges") or []
     out = {"ranges": len(ranges), "changes": [], "warnings": list(facts.get("warnings") or [])}
-    if not ranges:
+    out["warnings"].extend(w["message"] for w in ledger_warnings)
+    if not ranges and not ledger_warnings:
         return out
-    results = resolve(ranges, facts)
+    results = resolve(ranges, facts) if ranges else []
     with _ledger.LedgerStore(ledger_path, timeout=lock_timeout) as store:
         merged, changes = _ledger.merge_detections(store.data, results, ranges, at=now)
-        if changes:
+        if ledger_warnings:
+            merged = _ledger.add_warnings(merged, ledger_warnings, at=now)
+        if changes or ledger_warnings:
             store.data = merged
             store.commit()
     out["changes"] = changes
     return out
+
+
+class PushSources:
+    """The filesystems' own event channels (Linux 7.x), kept in step with the mounts.
+
+    One XFS health monitor per mounted XFS (on its root directory) and one fanotify fd with a
+    FAN_FS_ERROR mark per mounted XFS or ext4. A source the kernel does not have (ENOTTY, EINVAL)
+    or someone else holds (EEXIST: xfs_healer) is noted once per filesystem and never retried
+    until the watcher restarts. ``open_monitor``, ``fanotify`` ((init, mark) callables) and
+    ``mounts`` are for tests."""
+
+    def __init__(self, proc_root="/proc", open_monitor=None, fanotify=None, mounts=None, log=None):
+        self.proc_root = proc_root
+        self.open_monitor = open_monitor or _fs_events.open_health_monitor
+        init, mark = fanotify or (_fs_events.open_fs_error_watch, _fs_events.watch_fs_errors)
+        self.fan_init, self.fan_mark = init, mark
+        self.mounts = mounts or (lambda: _owners.read_mountinfo(self.proc_root))
+        self.log = log or (lambda msg: None)
+        self.monitors = {}    # fd -> {"dev", "mountpoint"}
+        self.fan_fd = None
+        self.fan_marks = {}   # "major:minor" -> mountpoint
+        self.fan_fsids = {}   # fsid (as fanotify prints it) -> mountpoint
+        self.unavailable = {}  # (source, "major:minor" or "*") -> reason
+
+    def status(self):
+        return {"xfs_health": sorted(m["mountpoint"] for m in self.monitors.values()),
+                "fs_error": sorted(self.fan_marks.values()),
+                "unavailable": sorted(self.unavailable.values())}
+
+    def _note(self, source, dev, mountpoint, exc):
+        reason = "%s on %s: %s" % (source, mountpoint, exc.strerror or exc)
+        if exc.errno in (errno.ENOTTY, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            reason += " (not on this kernel: the XFS health monitor is Linux 7.0+, FAN_FS_ERROR 5.16+)"
+        elif exc.errno == errno.EEXIST:
+            reason += " (another health monitor, such as xfs_healer, holds it)"
+        self.unavailable[(source, dev)] = reason
+        self.log("not following %s" % reason)
+
+    def refresh(self):
+        """Open what new mounts offer; forget monitors of filesystems that went away."""
+        by_dev = _owners.mounts_by_dev(self.mounts())
+        for dev_t, ms in sorted(by_dev.items()):
+            m = ms[0]
+            dev = "%d:%d" % dev_t
+            if m["root"] != "/" or m["fstype"] not in ("xfs", "ext4", "ext3", "ext2"):
+                continue
+            mp = m["mountpoint"]
+            if (m["fstype"] == "xfs" and dev not in [v["dev"] for v in self.monitors.values()]
+                    and (_fs_events.SOURCE_XFS_HEALTH, dev) not in self.unavailable):
+                try:
+                    fd = self.open_monitor(mp)
+                    self.monitors[fd] = {"dev": dev, "mountpoint": mp}
+                    self.log("following the XFS health monitor of %s (%s)" % (mp, dev))
+                except OSError as exc:
+                    self._note(_fs_events.SOURCE_XFS_HEALTH, dev, mp, exc)
+            if dev in self.fan_marks or (_fs_events.SOURCE_FS_ERROR, dev) in self.unavailable \
+                    or (_fs_events.SOURCE_FS_ERROR, "*") in self.unavailable:
+                continue
+            try:
+                if self.fan_fd is None:
+                    self.fan_fd = self.fan_init()
+                self.fan_mark(self.fan_fd, mp)
+                self.fan_marks[dev] = mp
+                self.fan_fsids[_fsid(mp)] = mp
+                self.log("following FAN_FS_ERROR of %s (%s)" % (mp, dev))
+            except OSError as exc:
+                self._note(_fs_events.SOURCE_FS_ERROR, "*" if self.fan_fd is None else dev, mp, exc)
+
+    def fds(self):
+        return list(self.monitors) + ([self.fan_fd] if self.fan_fd is not None else [])
+
+    def read(self, fd):
+        """(pushed device events, ledger warnings, start a pass?) from what *fd* has now."""
+        try:
+            data = os.read(fd, 64 * 1024)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return [], [], False
+            # a source that fails is dropped (the kernel log is still followed), never fatal
+            where = self.monitors.get(fd, {}).get("mountpoint") if fd != self.fan_fd else "fanotify"
+            msg = "stopped following %s: read failed (%s)" % (where, exc.strerror or exc)
+            self.log(msg)
+            self.monitors.pop(fd, None)
+            if fd == self.fan_fd:
+                self.fan_fd = None
+                self.unavailable[(_fs_events.SOURCE_FS_ERROR, "*")] = msg
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            return [], [{"source": "watcher", "message": msg}], True
+        if fd == self.fan_fd:
+            warnings = []
+            for ev in _fs_events.parse_fanotify(data):
+                mp = self.fan_fsids.get(ev["fsid"], "a watched filesystem")
+                msg = _fs_events.describe_fs_error(ev, mp)
+                self.log(msg)
+                warnings.append({"source": _fs_events.SOURCE_FS_ERROR, "message": msg})
+            return [], warnings, bool(warnings)
+        mon = self.monitors.get(fd)
+        if mon is None:
+            return [], [], False
+        if not data:  # the monitor ended (unmount): a remount gets a new one
+            os.close(fd)
+            del self.monitors[fd]
+            return [], [], False
+        pushed, warnings, trigger = [], [], False
+        for ev in _fs_events.parse_health_events(data):
+            msg = _fs_events.describe_health(ev, mon["mountpoint"])
+            if ev["type"] == "running":
+                continue
+            if ev["type"] == "unmount":
+                self.log(msg)
+                continue
+            self.log(msg)
+            if ev["type"] == "media_error" and ev["device"] == "datadev":
+                pushed.append({"source": _fs_events.SOURCE_XFS_HEALTH, "dev": mon["dev"],
+                               "offset": ev["offset"], "length": ev["length"],
+                               "at": ev["time_ns"] // 1000000000, "message": msg,
+                               "key": "%s:%s:%d:%d:%d" % (_fs_events.SOURCE_XFS_HEALTH, mon["dev"],
+                                                          ev["offset"], ev["length"], ev["time_ns"])})
+                trigger = True
+            elif ev["type"] in ("lost", "shutdown", "datalost", "media_error", "corrupt") or \
+                    ev["domain"] == "filerange":
+                warnings.append({"source": _fs_events.SOURCE_XFS_HEALTH, "message": msg})
+                trigger = True
+        return pushed, warnings, trigger
+
+
+def _fsid(mountpoint):
+    """The fsid fanotify reports for *mountpoint* (statfs f_fsid, its two 32-bit halves)."""
+    try:
+        f = os.statvfs(mountpoint).f_fsid
+    except OSError:
+        return None
+    return "%08x%08x" % (f & 0xFFFFFFFF, (f >> 32) & 0xFFFFFFFF)
 
 
 def write_state(state, path=STATE_PATH):
@@ -162,10 +343,14 @@ def _poison_line(message):
 
 
 def follow(kmsg_path="/dev/kmsg", on_poison=None, on_lost=None, should_stop=None, clock=time.monotonic,
-           debounce=DEBOUNCE_SECONDS, rescan=RESCAN_SECONDS):
+           debounce=DEBOUNCE_SECONDS, rescan=RESCAN_SECONDS, push=None, refresh_seconds=REFRESH_SECONDS):
     """Read kernel log records as they arrive; call ``on_poison()`` once per burst of poison lines
     (after ``debounce`` seconds of quiet) and at least every ``rescan`` seconds; ``on_lost(n)``
-    when the kernel overwrote records before we read them (EPIPE: the lost-events marker)."""
+    when the kernel overwrote records before we read them (EPIPE: the lost-events marker).
+
+    ``push`` (PushSources, optional): its fds are followed too and re-opened for new mounts every
+    ``refresh_seconds``; a burst that brought pushed events or warnings calls
+    ``on_poison(pushed, warnings)`` instead."""
     fd = os.open(kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         try:
@@ -174,11 +359,23 @@ def follow(kmsg_path="/dev/kmsg", on_poison=None, on_lost=None, should_stop=None
             if exc.errno != errno.ESPIPE:
                 raise
         pending_since = None
+        pushed, warnings = [], []
         last_pass = clock()
+        last_refresh = None
         while not (should_stop and should_stop()):
+            if push is not None and (last_refresh is None or clock() - last_refresh >= refresh_seconds):
+                push.refresh()
+                last_refresh = clock()
             timeout = debounce if pending_since is not None else min(rescan, 5.0)
-            ready, _w, _x = select.select([fd], [], [], timeout)
-            if ready:
+            ready, _w, _x = select.select([fd] + (push.fds() if push is not None else []), [], [], timeout)
+            for rfd in ready:
+                if rfd != fd:
+                    got, warned, trigger = push.read(rfd)
+                    pushed.extend(got)
+                    warnings.extend(warned)
+                    if trigger:
+                        pending_since = pending_since or clock()
+            if fd in ready:
                 try:
                     rec = os.read(fd, 8192).decode("utf-8", "replace")
                 except OSError as exc:
@@ -200,7 +397,11 @@ def follow(kmsg_path="/dev/kmsg", on_poison=None, on_lost=None, should_stop=None
                 pending_since = None
                 last_pass = now
                 if on_poison:
-                    on_poison()
+                    if pushed or warnings:
+                        on_poison(pushed, warnings)
+                    else:
+                        on_poison()
+                pushed, warnings = [], []
     finally:
         os.close(fd)
 
@@ -217,18 +418,19 @@ def main(argv=None):
     ledger_path = argv[0] if argv else _ledger.DEFAULT_PATH
     state = {"pid": os.getpid(), "version": None, "started": _ledger.utcnow(), "ledger": ledger_path,
              "passes": 0, "recorded": 0, "last_pass": None, "last_change": None, "last_error": None,
-             "lost_records": 0}
+             "lost_records": 0, "warnings_recorded": 0, "push_sources": None}
     try:
         with open(os.path.join(INSTALL_ROOT, "VERSION")) as f:
             state["version"] = f.read().strip()
     except (IOError, OSError):
         pass
 
-    def one_pass():
+    def one_pass(pushed=None, warnings=None):
         state["passes"] += 1
         state["last_pass"] = _ledger.utcnow()
+        state["push_sources"] = push.status()
         try:
-            out = record_now(ledger_path)
+            out = record_now(ledger_path, pushed=pushed, warnings=warnings)
         except (PmemError, IOError, OSError, ValueError) as exc:
             state["last_error"] = "%s" % exc
             _log("could not record: %s (the next converge will; check %s)" % (exc, ledger_path))
@@ -239,6 +441,9 @@ def main(argv=None):
             if out["changes"]:
                 state["recorded"] += len(out["changes"])
                 state["last_change"] = state["last_pass"]
+            if warnings:
+                state["warnings_recorded"] += len(warnings)
+                _log("wrote %d warning(s) to the ledger" % len(warnings))
         write_state(state)
 
     def lost(n):
@@ -246,9 +451,23 @@ def main(argv=None):
         _log("the kernel overwrote %d log record(s) before they were read: a full pass follows; "
              "records older than the ring buffer may be missing (the journal and rasdaemon keep them)" % n)
 
+    def lost_kmsg(n):
+        lost(n)
+        pending_lost.append({"source": "kmsg", "message": "the kernel log overwrote %d record(s) "
+                             "before the watcher read them" % n})
+
+    pending_lost = []
+
+    def burst(pushed=None, warnings=None):
+        warnings = list(warnings or []) + pending_lost
+        del pending_lost[:]
+        one_pass(pushed, warnings)
+
+    push = PushSources(log=_log)
     _log("started (ledger %s, version %s)" % (ledger_path, state["version"]))
+    push.refresh()
     one_pass()
-    follow(on_poison=one_pass, on_lost=lost)
+    follow(on_poison=burst, on_lost=lost_kmsg, push=push)
     return 0
 
 
