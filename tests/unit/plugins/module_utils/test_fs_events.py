@@ -125,10 +125,10 @@ class Kernel:
         self.marked.append(mp)
 
 
-MOUNTS = [{"major": 259, "minor": 1, "root": "/", "mountpoint": "/mnt", "fstype": "xfs"},
-          {"major": 259, "minor": 1, "root": "/sub", "mountpoint": "/bind", "fstype": "xfs"},
-          {"major": 8, "minor": 1, "root": "/", "mountpoint": "/", "fstype": "ext4"},
-          {"major": 0, "minor": 22, "root": "/", "mountpoint": "/proc", "fstype": "proc"}]
+MOUNTS = [{"dev": "259:1", "root": "/", "mountpoint": "/mnt", "fstype": "xfs"},
+          {"dev": "259:1", "root": "/sub", "mountpoint": "/bind", "fstype": "xfs"},
+          {"dev": "8:1", "root": "/", "mountpoint": "/", "fstype": "ext4"},
+          {"dev": "0:22", "root": "/", "mountpoint": "/proc", "fstype": "proc"}]
 
 
 def sources(kernel, logs=None):
