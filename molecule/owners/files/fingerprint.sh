@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # What must not change in check mode: the ledger (or its absence), every badblocks list, the
 # victims' contents and modes, and the report directory. One line per item, sorted.
 set -euo pipefail
