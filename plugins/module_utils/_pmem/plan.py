@@ -311,6 +311,18 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
                          reason="whole-sector write on the unmounted block device", **rng)]
 
 
+def _metadata_what(owner):
+    """"directory /mnt/p/dir (inode 131)": which inode's metadata, for the operator's message
+    (what xfs_repair/e2fsck may rebuild); the metadata kind alone for filesystem structures."""
+    what = owner.get("metadata_kind") or "?"
+    paths = owner.get("paths") or []
+    if paths:
+        what += " " + ", ".join(paths)
+    if owner.get("inode") is not None:
+        what += (" (inode %s)" if paths else " of inode %s") % owner["inode"]
+    return what
+
+
 def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None):
     """Actions for every (range, owner) reported now and every open ledger entry.
 
@@ -378,7 +390,7 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
             actions.append(_base(eid, bad_range, owner, action="offline_required",
                                  fail_host=True, method="none",
                                  reason="filesystem metadata (%s) is never cleared online" % (
-                                     owner.get("metadata_kind") or "?"),
+                                     _metadata_what(owner)),
                                  steps=["unmount %s" % (mnt or dev),
                                         "clear the range (pmem_clear method=device_write or "
                                         "ndctl) on %s" % dev,

@@ -86,6 +86,18 @@ def test_metadata_offline_required_fails_host():
     assert s["failed"] and "xfs_repair" in s["msg"] and "agf" in s["msg"]
 
 
+def test_metadata_of_an_inode_names_its_path_and_inode():
+    """A poisoned directory block: the host's failure message says which directory (the operator
+    must know what xfs_repair may rebuild), not only the device and range (lab: molecule/owners)."""
+    owner = {"kind": "metadata", "range_id": brange()["id"], "device": "/dev/pmem1",
+             "fstype": "xfs", "mountpoint": "/mnt/p", "metadata_kind": "directory",
+             "inode": 262272, "paths": ["/mnt/p/dir"]}
+    acts = run(brange(), owner)
+    assert kinds(acts) == ["record", "offline_required"]
+    msg = P.summarize(acts)["msg"]
+    assert "directory /mnt/p/dir (inode 262272)" in msg, msg
+
+
 def test_free_space_mounted_left_for_offline():
     owner = {"kind": "free", "range_id": brange()["id"], "device": "/dev/pmem1"}
     acts = run(brange(), owner)
