@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print every pmem block device of the guest with the physical identity behind its name.
 
 {"pmem1": {"identity": "ns-<uuid>" | "phys@0x40000000", "bus": "e820", "region": "region0",
@@ -56,9 +55,11 @@ def describe(name):
         if entry.startswith(name) and start is not None:
             partitions[entry] = {"start": int(start),
                                  "sectors": int(read(os.path.join(SYS_BLOCK, name, entry, "size")))}
-    return {"identity": identity, "bus": read("/sys/bus/nd/devices/%s/provider" % bus) if bus else None,
-            "region": region, "namespace": namespace, "dev": read(os.path.join(SYS_BLOCK, name, "dev")),
-            "bytes": int(read(os.path.join(SYS_BLOCK, name, "size"))) * 512, "partitions": partitions,
+    disk = os.path.join(SYS_BLOCK, name)
+    return {"identity": identity, "region": region, "namespace": namespace,
+            "bus": read("/sys/bus/nd/devices/%s/provider" % bus) if bus else None,
+            "dev": read(os.path.join(disk, "dev")), "partitions": partitions,
+            "bytes": int(read(os.path.join(disk, "size"))) * 512,
             "data_start": int(data_start, 16) if data_start else None}
 
 

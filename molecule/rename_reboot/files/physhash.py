@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """sha256 of every pmem block device of a lab guest, read from outside the guest.
 
     physhash.py MONITOR_SOCKET OUT_DIR STEP < devices.json      (devices.py's output)
