@@ -29,8 +29,10 @@ def _setup(fs):
     os.fsync(fd)
     os.close(fd)
     rid = "%s@%#x+0x400" % (dev, off + 512)
+    # recorded by physical address (pmem_topology's data area starts at 0x100000000): the guard
+    # never writes for a record of names only
     rng = {"id": rid, "blockdev": dev, "blockdev_offset": off + 512, "length": 1024,
-           "area": "data", "filesystem": None}
+           "absolute": 0x100000000 + off + 512, "area": "data", "filesystem": None}
     args = {"ledger_path": os.path.join(fs.workdir, "l", "ledger.json"),
             "method": "device_write", "results": [{"range_id": rid, "owners": [
                 {"kind": "free", "range_id": rid, "device": fs.dev}]}],

@@ -387,31 +387,37 @@ def locate_device(entry, topology, dev_root="/dev"):
     # the stable identity (identity.py) first: device names move across reboots
     absolute = rng.get("absolute") if rng.get("absolute") is not None else ident.get("absolute")
     uuid = rng.get("namespace_uuid") or ident.get("namespace_uuid")
-    if absolute is not None or uuid:
-        for bname, bdev in sorted(blockdevs.items()):
-            ns = namespaces.get(bdev.get("namespace") or "") or {}
-            if uuid and ns.get("uuid") != uuid:
+    if absolute is None and not uuid:
+        # a schema-1 entry migrated as unproven, or one recorded without root: the name it gives
+        # may carry other bytes now, and writing zeros there is the one thing never to do
+        raise GuardRefused(
+            "the record names only %s (no physical address, no namespace uuid): device names "
+            "move across reboots, so that name may hold other bytes now" % (
+                "/".join(names) or "no device"), device=recorded, range=rid,
+            next_step="list and record the range again as root (pmem_badblocks, "
+                      "pmem_quarantine) so it is keyed by its identity; nothing was written")
+    for bname, bdev in sorted(blockdevs.items()):
+        ns = namespaces.get(bdev.get("namespace") or "") or {}
+        if uuid and ns.get("uuid") != uuid:
+            continue
+        if absolute is not None:
+            start, size = ns.get("data_start"), ns.get("data_size") or bdev.get("size")
+            if start is None or size is None or not start <= absolute < start + size:
                 continue
-            if absolute is not None:
-                start, size = ns.get("data_start"), ns.get("data_size") or bdev.get("size")
-                if start is None or size is None or not start <= absolute < start + size:
-                    continue
-                if absolute - start != off:
-                    raise GuardRefused(
-                        "physical address %#x is at block-device offset %d of %s, the record "
-                        "says %d" % (absolute, absolute - start, bname, off), device=bname,
-                        range=rid, next_step="re-read the facts; nothing was written")
-            chosen = bname
-            break
-        if chosen is None:
-            raise GuardRefused(
-                "no pmem block device holds %s now (%s)" % (
-                    "physical address %#x" % absolute if absolute is not None else "the range",
-                    "namespace uuid %s" % uuid if uuid else "recorded on %s" % recorded),
-                device=recorded, range=rid,
-                next_step="check the namespaces (ndctl list -N); nothing was written")
-    else:
-        chosen = recorded
+            if absolute - start != off:
+                raise GuardRefused(
+                    "physical address %#x is at block-device offset %d of %s, the record "
+                    "says %d" % (absolute, absolute - start, bname, off), device=bname,
+                    range=rid, next_step="re-read the facts; nothing was written")
+        chosen = bname
+        break
+    if chosen is None:
+        raise GuardRefused(
+            "no pmem block device holds %s now (%s)" % (
+                "physical address %#x" % absolute if absolute is not None else "the range",
+                "namespace uuid %s" % uuid if uuid else "recorded on %s" % recorded),
+            device=recorded, range=rid,
+            next_step="check the namespaces (ndctl list -N); nothing was written")
     bdev = blockdevs.get(chosen or "")
     if not bdev or not bdev.get("namespace"):
         raise GuardRefused("%s is not a pmem block device of an nd namespace (sysfs)" % chosen,

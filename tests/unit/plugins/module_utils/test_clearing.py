@@ -358,13 +358,13 @@ def test_device_write_refuses_a_regular_file_posing_as_the_device(tmp_path):
     partitions = {"pmem9p2": {"start": part_start, "size": 1 << 20, "dev": "259:11"}}
     topology = {"blockdevs": {"pmem9": {"namespace": "namespace9.0", "size": 1 << 30,
                                         "dev": "259:9", "partitions": partitions}},
-                "namespaces": {"namespace9.0": {"data_size": 1 << 30}}}
+                "namespaces": {"namespace9.0": {"data_size": 1 << 30, "data_start": 1 << 32}}}
     bb.write_text(json.dumps({"devices": {"pmem9": [[(part_start + 8192) // 512, 8]]},
                               "topology": topology}))
     entry = {"id": "e", "owner": {"kind": "free"}, "closure": None,
              "range": {"id": "r", "blockdev": "pmem9", "partition": "pmem9p2",
                        "blockdev_offset": part_start + 8192, "partition_offset": 8192,
-                       "length": 4096}}
+                       "absolute": (1 << 32) + part_start + 8192, "length": 4096}}
     p = FileBadblocks(str(bb))
     ctx = G.WriteContext(p, capabilities=E820, consent={"offline_window": True},
                          dev_root=str(dev), proc_root=str(tmp_path / "proc"))

@@ -80,7 +80,20 @@ def test_device_name_with_dotdot_refused(dev):
 def test_non_pmem_block_device_refused(dev):
     tmp_path, node, p = dev
     e = entry(blockdev="loop0", absolute=None)
-    refused(G.GuardRefused, e, ctx_for(tmp_path, p), node, "loop0", "not a pmem block device")
+    refused(G.GuardRefused, e, ctx_for(tmp_path, p), node, "loop0", "names only")
+
+
+def test_device_write_for_a_record_of_names_only_refused(dev):
+    """A record that has only names (a schema-1 entry migrated as unproven, or one seen without
+    root) says pmem1; after a reboot pmem1 may be another device. The guard never picks the
+    target by name: nothing is located, nothing is written."""
+    tmp_path, node, p = dev
+    e = entry(absolute=None, identity=None, identity_status="unproven")
+    with pytest.raises(G.GuardRefused) as info:
+        G.locate_device(e, p.topology(), str(tmp_path / "dev"))
+    assert "pmem1" in str(info.value) and "names only" in str(info.value)
+    refused(G.GuardRefused, e, ctx_for(tmp_path, p), node, "pmem1", "names only",
+            "record the range again as root")
 
 
 def test_name_alone_not_enough_when_the_address_is_known(dev):
@@ -108,7 +121,7 @@ def test_device_located_by_address_after_a_rename(dev):
 
 def test_outside_the_data_area_refused(dev):
     tmp_path, node, p = dev
-    e = entry(blockdev_offset=(1 << 20) - 512, absolute=None, length=4096)
+    e = entry(blockdev_offset=(1 << 20) - 512, absolute=DATA_START + (1 << 20) - 512, length=4096)
     refused(G.RangeOutsideDevice, e, ctx_for(tmp_path, p), node, "pmem1", "outside the data area")
 
 
