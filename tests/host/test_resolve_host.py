@@ -293,14 +293,14 @@ def test_ext4_candidate_deleted_after_sync(loopfs, monkeypatch):
     from .conftest import extents_of
     os.sync()
     phys = extents_of(loopfs.path("doomed"))[0][1]
-    real_paths_of = O._dir_index.paths_of
+    real_paths_of = owners_ext4._dir_index.paths_of
 
     def names_then_delete(index, inodes):
         out = real_paths_of(index, inodes)
         assert out, "the walk named no candidate"
         os.unlink(loopfs.path("doomed"))   # the race: gone before verification
         return out
-    monkeypatch.setattr(O._dir_index, "paths_of", names_then_delete)
+    monkeypatch.setattr(owners_ext4._dir_index, "paths_of", names_then_delete)
     (r,) = O.resolve_owners([O.direct_range({"device": loopfs.dev, "offset": phys, "length": 512})])
     assert r["error"] is None
     assert [o["kind"] for o in r["owners"]] in (["free"], ["unknown"]), r
