@@ -55,8 +55,9 @@ class Candidates(object):
     ``start()`` runs syncfs and then ``debugfs -c icheck`` over every block of the group's ranges
     in a background thread, so it overlaps the GETFSMAP queries; ``finish(pending)`` walks the
     directories (dir_index.walk) while icheck runs, takes the candidates for the bytes GETFSMAP
-    left "unknown", names them from the walk's index, verifies every candidate on the live filesystem, adds the verified owners and returns the part of *pending*
-    [(start, end, target)] no verified owner covers (for the FIEMAP pass). Tool trouble never
+    left "unknown", names them from the walk's index, verifies every candidate on the live
+    filesystem, adds the verified owners and returns the part of *pending* [(start, end, target)]
+    no verified owner covers (for the FIEMAP pass). Tool trouble never
     raises: *pending* comes back untouched with a warning and the FIEMAP pass does the work."""
 
     def __init__(self, fs, fd, run, devpath, debugfs, geom):
