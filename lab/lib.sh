@@ -231,7 +231,7 @@ lab_ssh_argv() {
   LAB_SSH_ARGV=(
     ssh -q -i "$(lab_ssh_key)" -p "$port"
     -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-    -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=${PMEM_LAB_SSH_CONNECT_TIMEOUT:-60}
+    -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -o "ConnectTimeout=${PMEM_LAB_SSH_CONNECT_TIMEOUT:-60}"
     -o ServerAliveInterval=5 -o ServerAliveCountMax=6 -o IdentitiesOnly=yes
     root@127.0.0.1
   )
