@@ -5,8 +5,8 @@
 names of inodes learnt LATER (ext4: debugfs icheck, running in another process meanwhile) can be
 looked up without a second walk and without debugfs ncheck.
 
-The walk reads d_ino from readdir (os.scandir, no stat), stays on one filesystem (a directory
-whose st_dev differs is a mount point and is not entered) and never follows a symlink. Per
+The walk is the one tree walker (inode_paths.walk): d_ino from readdir (os.scandir, no stat), one
+filesystem (a mount point is not entered), never following a symlink. Per
 directory it keeps the inode numbers (array of unsigned 64-bit ints) and the names joined by NUL
 (a name cannot hold one): about 9 bytes plus the name's length per entry, no object per entry.
 It only reads; the names it gives are candidates, which callers verify (lstat/open, st_ino).
@@ -17,9 +17,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import array
-import errno
 import os
 import time
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import inode_paths as _inode_paths
 
 
 def walk(root, root_dev=None, max_seconds=None, error_limit=100):
@@ -42,44 +43,34 @@ def walk(root, root_dev=None, max_seconds=None, error_limit=100):
         if len(index["errors"]) < error_limit:
             index["errors"].append({"path": path, "error": e.strerror or str(e)})
 
-    stack = [root]
-    while stack:
+    current = {"dir": None, "inodes": None, "names": None}
+
+    def flush():
+        if current["dir"] is not None:
+            index["dirs"].append(current["dir"])
+            index["inodes"].append(current["inodes"])
+            index["names"].append("\0".join(current["names"]))
+            index["entries"] += len(current["inodes"])
+        current["dir"] = None
+
+    def visit(entry, _is_dir, _mount_point):
+        # the walker reads one directory at a time: its entries arrive together
+        d = os.path.dirname(entry.path)
+        if d != current["dir"]:
+            flush()
+            current.update({"dir": d, "inodes": array.array("Q"), "names": []})
+        current["inodes"].append(entry.inode())
+        current["names"].append(entry.name)
+
+    def stop():
         if deadline and time.monotonic() > deadline:
             index["timed_out"] = True
             index["complete"] = False
-            break
-        d = stack.pop()
-        inos = array.array("Q")
-        names = []
-        try:
-            it = os.scandir(d)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR):  # vanished or replaced meanwhile
-                err(d, e)
-            continue
-        with it:
-            while True:
-                try:
-                    entry = next(it)
-                except StopIteration:
-                    break
-                except OSError as e:  # readdir failed midway (EIO, ...)
-                    err(d, e)
-                    break
-                inos.append(entry.inode())
-                names.append(entry.name)
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        p = entry.path
-                        if os.lstat(p).st_dev == root_dev:  # else a mount point
-                            stack.append(p)
-                except OSError as e:
-                    if e.errno != errno.ENOENT:
-                        err(entry.path, e)
-        index["dirs"].append(d)
-        index["inodes"].append(inos)
-        index["names"].append("\0".join(names))
-        index["entries"] += len(inos)
+            return "timed_out"
+        return None
+
+    _inode_paths.walk(root, root_dev, visit, err, stop)
+    flush()
     return index
 
 
