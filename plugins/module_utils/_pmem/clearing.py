@@ -28,12 +28,12 @@ import hashlib
 import os
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as _guard
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as P
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as _plan
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     DeviceCannotClear,
     PmemError,
@@ -110,12 +110,12 @@ def landed(fd, offset, length):
     """Where [offset, offset+length) of the file lives now: [(fs_physical, length)] (FIEMAP)."""
     out = []
     try:
-        for logical, physical, elen, flags in F.extents(fd):
-            if flags & F.NO_PHYSICAL or logical >= offset + length or logical + elen <= offset:
+        for logical, physical, elen, flags in _fiemap.extents(fd):
+            if flags & _fiemap.NO_PHYSICAL or logical >= offset + length or logical + elen <= offset:
                 continue
             lo, hi = max(logical, offset), min(logical + elen, offset + length)
             out.append((physical + lo - logical, hi - lo))
-    except (F.FiemapUnsupported, OSError):
+    except (_fiemap.FiemapUnsupported, OSError):
         return None
     return out
 
@@ -131,8 +131,8 @@ def good_data(entry, source, offset, length, file_size):
     if source == ZEROS:
         return b"\0" * length, None
     try:
-        dfd, _name, sfd = Q.open_file_nofollow(source)
-    except Q.Skip as e:
+        dfd, _name, sfd = _quarantine.open_file_nofollow(source)
+    except _quarantine.Skip as e:
         raise SourceMismatch("restore source unusable: %s" % e, range=entry["id"],
                              next_step="fix policy.restore_sources / source")
     try:
@@ -142,7 +142,7 @@ def good_data(entry, source, offset, length, file_size):
                 "source %s has %d bytes, the damaged file %d: not a copy of it"
                 % (source, st.st_size, file_size), range=entry["id"],
                 next_step="give a known-good copy of the same file")
-        data = G.pread_exact(sfd, min(length, max(0, file_size - offset)), offset)
+        data = _guard.pread_exact(sfd, min(length, max(0, file_size - offset)), offset)
     except OSError as e:
         raise SourceMismatch("cannot read source %s: %s" % (source, os.strerror(e.errno)),
                              range=entry["id"], next_step="give a readable known-good copy")
@@ -220,7 +220,7 @@ def rewrite(entry, source, ctx, mode="rewrite"):
         return {"method": mode, "path": target.path, "offset": offset, "length": length,
                 "source": src or ZEROS, "sha256": sha256(data[:n]),
                 "landed": [[p + _partition_shift(rng), k] for p, k in where or []]}
-    return G.guarded_write(entry, mode, ctx, write, source=source)
+    return _guard.guarded_write(entry, mode, ctx, write, source=source)
 
 
 def already_rewritten(entry, source, ctx):
@@ -228,14 +228,14 @@ def already_rewritten(entry, source, ctx):
     owner = entry["owner"]
     offset, length = owner.get("repair_offset"), owner.get("repair_length")
     try:
-        fd, path, size = G.open_file(entry, "rewrite", ctx)
+        fd, path, size = _guard.open_file(entry, "rewrite", ctx)
     except PmemError:
         return None
     try:
         data, _src = good_data(entry, source, offset, length, size)
         n = max(0, min(length, size - offset))
         try:
-            back = G.pread_exact(fd, n, offset)
+            back = _guard.pread_exact(fd, n, offset)
         except OSError:
             return None  # still poisoned (EIO)
         if back == data[:n]:
@@ -264,7 +264,7 @@ def device_write(entry, ctx):
         return {"method": "device_write", "device": target.name, "offset": target.lo,
                 "length": target.hi - target.lo, "blockdev": target.blockdev,
                 "blockdev_offset": target.lo + target.shift}
-    return G.guarded_write(entry, "device_write", ctx, write)
+    return _guard.guarded_write(entry, "device_write", ctx, write)
 
 
 def ndctl_clear(entry, ctx):
@@ -279,7 +279,7 @@ def ndctl_clear(entry, ctx):
         ctx.badblocks.invalidate()
         ctx.hooks("after_write")
         return {"method": "ndctl", "argv": target.argv, "stdout": proc.stdout}
-    return G.guarded_write(entry, "ndctl", ctx, write)
+    return _guard.guarded_write(entry, "ndctl", ctx, write)
 
 
 def verify(entry, provider):
@@ -322,7 +322,7 @@ def still_true(entry, action, ctx):
     if closure.get("how") == "not_file_data_cleared":
         return "already cleared (%s)" % closure.get("at")
     if method in ("device_write", "ndctl") or closure.get("how") == "accepted_lost":
-        last = L.last_poison_event(entry)
+        last = _ledger.last_poison_event(entry)
         if last is not None and last.get("event") == "cleared" and not _listed_or_unknown(
                 entry, ctx.badblocks):
             return "already cleared (%s) and no longer listed" % last.get("at")
@@ -344,7 +344,7 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
     Returns a result dict {entry_id, action, changed, status: cleared|restored|failed|skipped|
     planned, details, error}. Raises nothing for per-range failures; they are in the result and
     the ledger (clear_failed)."""
-    ctx = ctx or G.WriteContext(provider, dev_root=dev_root, proc_root=proc_root, runner=runner,
+    ctx = ctx or _guard.WriteContext(provider, dev_root=dev_root, proc_root=proc_root, runner=runner,
                                 hooks=hooks)
     eid = action["entry_id"]
     res = {"entry_id": eid, "action": action["action"], "range_id": action.get("range_id"),
@@ -376,7 +376,7 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
             return _record_file_result(store, entry, done, ctx, res)
     planned = {"method": method, "source": source, "offset": action.get("offset"),
                "length": action.get("length"), "pid": os.getpid()}
-    store.update(L.apply_event(entry, "clear_planned", None, planned))
+    store.update(_ledger.apply_event(entry, "clear_planned", None, planned))
     store.commit()  # write-ahead: fsynced before the action
     ctx.hooks("after_clear_planned")
     entry = store.entry(eid)
@@ -387,14 +387,14 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
             details = device_write(entry, ctx)
         else:
             details = ndctl_clear(entry, ctx)
-    except G.AlreadyDone as e:
+    except _guard.AlreadyDone as e:
         res.update(status="skipped", details={"reason": e.message})
         return res
     except (PmemError, OSError) as e:
         if not isinstance(e, PmemError):
             e = PmemError("%s failed: %s" % (method, e), range=eid)
         fail = dict(e.to_dict(), method=method)
-        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.update(_ledger.apply_event(entry, "clear_failed", None, fail))
         store.commit()
         res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
@@ -405,7 +405,7 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
         still = verify(entry, ctx.badblocks)
     except PmemError as e:
         fail = dict(e.to_dict(), method=method, written=details)
-        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.update(_ledger.apply_event(entry, "clear_failed", None, fail))
         store.commit()
         res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
@@ -413,7 +413,7 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
     if still:
         return _record_failure(store, entry, details, still, method, ctx, res)
     details["verified"] = True
-    entry = L.apply_event(entry, "cleared", None, details)
+    entry = _ledger.apply_event(entry, "cleared", None, details)
     entry = _close_after_clear(entry, details)
     store.update(entry)
     store.commit()
@@ -446,7 +446,7 @@ def _record_failure(store, entry, details, still, method, ctx, res):
     fail = dict(details, method=method, still_listed=still, msg=text)
     if method == "reallocate":
         fail.update(file_rewritten=True, poison_remains_in_free_space=True)
-    store.update(L.apply_event(entry, "clear_failed", None, fail))
+    store.update(_ledger.apply_event(entry, "clear_failed", None, fail))
     store.commit()
     res.update(status="failed", changed=True, details=fail,
                error=None if method == "reallocate" else text)
@@ -468,7 +468,7 @@ def _record_file_result(store, entry, details, ctx, res):
     except PmemError as e:
         # the data is good again, but whether the poison is gone cannot be told: stay open
         fail = dict(e.to_dict(), method=method, data_restored=True, sha256=details.get("sha256"))
-        store.update(L.apply_event(entry, "clear_failed", None, fail))
+        store.update(_ledger.apply_event(entry, "clear_failed", None, fail))
         store.commit()
         res.update(status="failed", changed=True, error=str(e), details=fail)
         return res
@@ -480,10 +480,10 @@ def _record_file_result(store, entry, details, ctx, res):
         details["poison_stays_with"] = ("the block still shared by the other owners of this "
                                         "range, or free space once they are restored too")
     else:
-        entry = L.apply_event(entry, "cleared", None, details)
+        entry = _ledger.apply_event(entry, "cleared", None, details)
     entry = _close_after_clear(entry, details)
     if still and entry.get("state") != "closed":
-        entry = L.apply_event(entry, "clear_failed", None, details)
+        entry = _ledger.apply_event(entry, "clear_failed", None, details)
     store.update(entry)
     store.commit()
     ctx.hooks("after_result")
@@ -500,14 +500,14 @@ def release_after_restore(store, entry, res, hooks=None):
         def journal(e):
             store.update(e)
             store.commit()
-        new, rel = Q.release_entry(entry, store.path, journal=journal, hooks=hooks)
+        new, rel = _quarantine.release_entry(entry, store.path, journal=journal, hooks=hooks)
         if new != entry:
             journal(new)
         res["released"] = rel.get("released") or []
         if rel.get("skipped"):
             res["release_skipped"] = rel["skipped"]
         return
-    _unused, skipped = Q.refresh_marker(entry, store.path)
+    _unused, skipped = _quarantine.refresh_marker(entry, store.path)
     if skipped:
         res["marker_skipped"] = skipped
 
@@ -519,12 +519,12 @@ def _close_after_clear(entry, details):
     if kind == "file":
         if details.get("method") == "reallocate" or details.get("source") in (None, ZEROS):
             return entry  # zeros only over accepted (already closed) entries
-        return L.close_entry(entry, "restored", None, by="pmem_clear",
+        return _ledger.close_entry(entry, "restored", None, by="pmem_clear",
                              why="rewritten from a known-good copy" + (
                                  " into a fresh block (unshared)"
                                  if details.get("method") == "unshare" else ""),
                              source=details.get("source"), sha256=details.get("sha256"))
-    return L.close_entry(entry, "not_file_data_cleared", None, by="pmem_clear",
+    return _ledger.close_entry(entry, "not_file_data_cleared", None, by="pmem_clear",
                          why="%s verified" % details.get("method"))
 
 
@@ -561,7 +561,7 @@ def already_done(store, results, actions):
     out, seen = [], set()
     for result in results or []:
         for owner in result.get("owners") or []:
-            eid = L.entry_id(result.get("range_id"), owner)
+            eid = _ledger.entry_id(result.get("range_id"), owner)
             entry = store.entry(eid)
             if eid in planned or eid in seen or entry is None or entry.get("state") != "closed":
                 continue
@@ -639,14 +639,14 @@ def record_free_space(store, entries):
              # the next converge resolves (ledger.entry_id keys filesystem owners by fs uuid)
              "fs_uuid": next((e["owner"]["fs_uuid"] for e in entries if (e.get("owner") or {}).get("fs_uuid")),
                              None)}
-    store.data, changes = L.merge_detections(store.data, [{"range_id": rng["id"],
+    store.data, changes = _ledger.merge_detections(store.data, [{"range_id": rng["id"],
                                                            "owners": [owner]}], [rng])
     store.commit()
-    return L.entry_id(rng["id"], owner) if changes or L.find_entry(
-        store.data, L.entry_id(rng["id"], owner)) else None
+    return _ledger.entry_id(rng["id"], owner) if changes or _ledger.find_entry(
+        store.data, _ledger.entry_id(rng["id"], owner)) else None
 
 
-def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=None,
+def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, source=None,
               policy=None, results=None, facts=None, capabilities=None, check=False,
               lock_timeout=30.0, provider=None, runner=None, dev_root="/dev", proc_root="/proc",
               sysfs_root="/sys", accepted_by=None, accepted_reason=None, hooks=None):
@@ -664,25 +664,25 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
         for kind in ("free", "raw", "devdax"):
             policy["method"][kind] = method
     caps = CAP.merge(decided_capabilities(provider), capabilities)
-    norm = P.normalize_policy(policy)
-    ctx = G.WriteContext(provider, capabilities=caps,
+    norm = _plan.normalize_policy(policy)
+    ctx = _guard.WriteContext(provider, capabilities=caps,
                          consent={"offline_window": norm["offline_window_allowed"]},
                          dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks)
     out = {"changed": False, "plan": [], "results": [], "ledger_path": ledger_path,
            "failed": False, "msg": "", "ranges": [], "check_mode": bool(check)}
-    with L.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
+    with _ledger.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
         # everything below sees the ledger and the lists as they are now, under the lock
         fresh = listing.drop_stale_reopens(store.data, results, provider)
         # planned from the ledger before this run records anything, so the plan (and check
         # mode's summary) shows the records too
         ledger_before = store.data
         if fresh:
-            store.data = L.merge_detections(store.data, fresh,
+            store.data = _ledger.merge_detections(store.data, fresh,
                                             (facts or {}).get("bad_ranges"))[0]
             store.commit()
         policy["restore_sources"] = _sources_for(policy, source, entry_ids, store.data)
         use_facts = facts if facts is not None else listed_facts(store.data, provider)
-        actions = P.plan_actions(use_facts, fresh, ledger_before, policy, caps)
+        actions = _plan.plan_actions(use_facts, fresh, ledger_before, policy, caps)
         if entry_ids is not None:
             actions = [a for a in actions if a["entry_id"] in entry_ids]
         out["plan"] = actions
@@ -699,7 +699,7 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
                     out["results"].append({"entry_id": a["entry_id"], "action": "accept_loss",
                                            "status": "planned", "changed": True})
                     continue
-                store.update(L.close_entry(
+                store.update(_ledger.close_entry(
                     entry, "accepted_lost", None, by=accepted_by or "policy",
                     why=accepted_reason or "listed in policy.accepted_loss",
                     details={"accepted_via": "policy.accepted_loss"}))
@@ -718,13 +718,13 @@ def run_clear(ledger_path=L.DEFAULT_PATH, method="auto", entry_ids=None, source=
         out["results"].extend(already_done(store, results, actions))
         if not check:
             out["ranges"] = range_verdicts(store, out["results"], provider)
-        summary = P.summarize(actions)
+        summary = _plan.summarize(actions)
         if summary["failed"]:
             errors.append(summary["msg"])
         out["changed"] = store.changed or any(r.get("changed") for r in out["results"])
         out["diff"] = store.diff()
-        out["open_entries"] = [e["id"] for e in L.open_entries(store.data)]
-    out["summary"] = P.describe(actions, check=check)
+        out["open_entries"] = [e["id"] for e in _ledger.open_entries(store.data)]
+    out["summary"] = _plan.describe(actions, check=check)
     if errors:
         out["failed"] = True
         out["msg"] = "; ".join(errors)

@@ -42,8 +42,8 @@ import stat
 import subprocess
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as Q
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
     DeviceCannotClear,
     MountedFilesystem,
@@ -226,14 +226,14 @@ def still_shared(fd, offset, length):
     """Does FIEMAP still flag every extent of [offset, offset+length) shared (reflinked)?"""
     try:
         seen = False
-        for logical, _phys, elen, flags in F.extents(fd):
+        for logical, _phys, elen, flags in _fiemap.extents(fd):
             if logical + elen <= offset or logical >= offset + length:
                 continue
             seen = True
-            if not flags & F.FIEMAP_EXTENT_SHARED:
+            if not flags & _fiemap.FIEMAP_EXTENT_SHARED:
                 return False
         return seen
-    except (F.FiemapUnsupported, OSError):
+    except (_fiemap.FiemapUnsupported, OSError):
         return False
 
 
@@ -316,26 +316,26 @@ def open_file(entry, method, ctx):
     for p in owner.get("paths") or []:
         path = renamed.get(p) or p
         try:
-            dfd, _name, rfd = Q.open_file_nofollow(path)
-        except Q.Skip as e:
+            dfd, _name, rfd = _quarantine.open_file_nofollow(path)
+        except _quarantine.Skip as e:
             problems.append(str(e))
             continue
         os.close(dfd)
         try:
-            st = Q.check_identity(rfd, path, owner)
+            st = _quarantine.check_identity(rfd, path, owner)
             _check_filesystem(rfd, path, owner)
             size = st.st_size
             want = owner.get("size")
             if want is not None and int(want) != size:
-                raise Q.Skip("%s has %d bytes, the record says %d: changed since resolution"
+                raise _quarantine.Skip("%s has %d bytes, the record says %d: changed since resolution"
                              % (path, size, int(want)))
             off, length = owner.get("repair_offset"), owner.get("repair_length")
             if off is None or not length or off < 0 or off % PAGE or length % PAGE:
-                raise Q.Skip("repair range %s+%s of %s is not whole pages" % (off, length, path))
+                raise _quarantine.Skip("repair range %s+%s of %s is not whole pages" % (off, length, path))
             if off >= -(-size // PAGE) * PAGE:
-                raise Q.Skip("repair range %d+%d lies past the end of %s (%d bytes)"
+                raise _quarantine.Skip("repair range %d+%d lies past the end of %s (%d bytes)"
                              % (off, length, path, size))
-        except Q.Skip as e:
+        except _quarantine.Skip as e:
             os.close(rfd)
             problems.append(str(e))
             continue
@@ -353,12 +353,12 @@ def _check_filesystem(fd, path, owner):
     if not mnt:
         return
     try:
-        mfd = Q.open_dir_nofollow(mnt)
-    except Q.Skip as e:
-        raise Q.Skip("%s: mountpoint %s: %s" % (path, mnt, e))
+        mfd = _quarantine.open_dir_nofollow(mnt)
+    except _quarantine.Skip as e:
+        raise _quarantine.Skip("%s: mountpoint %s: %s" % (path, mnt, e))
     try:
         if os.fstat(mfd).st_dev != os.fstat(fd).st_dev:
-            raise Q.Skip("%s is not on the filesystem mounted at %s" % (path, mnt))
+            raise _quarantine.Skip("%s is not on the filesystem mounted at %s" % (path, mnt))
     finally:
         os.close(mfd)
 
@@ -571,20 +571,20 @@ class _Unimmutable(object):
 
     def __enter__(self):
         try:
-            flags = Q.get_flags(self.fd)
+            flags = _quarantine.get_flags(self.fd)
         except (IOError, OSError):
             return self
-        if flags & Q.FS_IMMUTABLE_FL:
+        if flags & _quarantine.FS_IMMUTABLE_FL:
             if "immutable" not in (self.entry.get("containment") or {}):
                 raise GuardRefused("file is immutable (not set by pmem.poison)",
                                    range=self.entry.get("id"), next_step="chattr -i the file")
-            Q.set_flags(self.fd, flags & ~Q.FS_IMMUTABLE_FL)
+            _quarantine.set_flags(self.fd, flags & ~_quarantine.FS_IMMUTABLE_FL)
             self.flags = flags
         return self
 
     def __exit__(self, *exc):
         if self.flags is not None:
-            Q.set_flags(self.fd, self.flags)
+            _quarantine.set_flags(self.fd, self.flags)
         return False
 
 

@@ -17,7 +17,7 @@ import posixpath
 import re
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 
 ACTIONS = ("record", "quarantine", "contain", "accept_loss", "rewrite", "reallocate",
            "device_write", "ndctl_clear", "refuse", "offline_required")
@@ -333,11 +333,11 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
     """
     policy = normalize_policy(policy)
     capabilities = capabilities or {}
-    ledger = ledger or L.empty_ledger("")
+    ledger = ledger or _ledger.empty_ledger("")
     ranges = dict((r.get("id"), r) for r in (facts or {}).get("bad_ranges") or [])
     listed_ids = set(ranges)
     kernel = capabilities.get("kernel")
-    merged, changes = L.merge_detections(ledger, resolve_results or [], ranges, at="plan")
+    merged, changes = _ledger.merge_detections(ledger, resolve_results or [], ranges, at="plan")
     changed_ids = set(c["entry_id"] for c in changes)
 
     pairs = []
@@ -347,13 +347,13 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
         owners = result.get("owners") or [{"kind": "unknown", "range_id": rid,
                                            "reason": result.get("error") or "no owner"}]
         for owner in owners:
-            eid = L.entry_id(rid, owner)
+            eid = _ledger.entry_id(rid, owner)
             if eid not in seen:
                 seen.add(eid)
                 pairs.append((eid, ranges.get(rid) or {"id": rid}, owner))
     # the merged ledger: an entry re-keyed by identity (device names moved) is planned once, under
     # its stable id, never again under the old name-based one
-    for entry in L.open_entries(merged):
+    for entry in _ledger.open_entries(merged):
         if entry["id"] not in seen:
             seen.add(entry["id"])
             rng = entry.get("range") or {}
@@ -362,13 +362,13 @@ def plan_actions(facts, resolve_results, ledger, policy=None, capabilities=None)
 
     actions = []
     for eid, bad_range, owner in pairs:
-        entry = L.find_entry(ledger, eid)
+        entry = _ledger.find_entry(ledger, eid)
         listed = bad_range.get("id") in listed_ids
         if eid in changed_ids:
             change = [c for c in changes if c["entry_id"] == eid][0]
             actions.append(_base(eid, bad_range, owner, action="record",
                                  reason="%s: %s" % (change["change"], change["reason"])))
-            entry = L.find_entry(merged, eid)
+            entry = _ledger.find_entry(merged, eid)
         caps = CAP.for_device(capabilities, bad_range.get("blockdev"), owner.get("device"),
                               bad_range.get("namespace"), bad_range.get("region"),
                               bad_range.get("dax_device"))
