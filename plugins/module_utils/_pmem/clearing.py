@@ -345,7 +345,7 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
     planned, details, error}. Raises nothing for per-range failures; they are in the result and
     the ledger (clear_failed)."""
     ctx = ctx or _guard.WriteContext(provider, dev_root=dev_root, proc_root=proc_root, runner=runner,
-                                hooks=hooks)
+                                     hooks=hooks)
     eid = action["entry_id"]
     res = {"entry_id": eid, "action": action["action"], "range_id": action.get("range_id"),
            "changed": False, "status": None, "details": {}, "error": None}
@@ -520,12 +520,12 @@ def _close_after_clear(entry, details):
         if details.get("method") == "reallocate" or details.get("source") in (None, ZEROS):
             return entry  # zeros only over accepted (already closed) entries
         return _ledger.close_entry(entry, "restored", None, by="pmem_clear",
-                             why="rewritten from a known-good copy" + (
-                                 " into a fresh block (unshared)"
-                                 if details.get("method") == "unshare" else ""),
-                             source=details.get("source"), sha256=details.get("sha256"))
+                                   why="rewritten from a known-good copy" + (
+                                       " into a fresh block (unshared)"
+                                       if details.get("method") == "unshare" else ""),
+                                   source=details.get("source"), sha256=details.get("sha256"))
     return _ledger.close_entry(entry, "not_file_data_cleared", None, by="pmem_clear",
-                         why="%s verified" % details.get("method"))
+                               why="%s verified" % details.get("method"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,7 +640,7 @@ def record_free_space(store, entries):
              "fs_uuid": next((e["owner"]["fs_uuid"] for e in entries if (e.get("owner") or {}).get("fs_uuid")),
                              None)}
     store.data, changes = _ledger.merge_detections(store.data, [{"range_id": rng["id"],
-                                                           "owners": [owner]}], [rng])
+                                                                 "owners": [owner]}], [rng])
     store.commit()
     return _ledger.entry_id(rng["id"], owner) if changes or _ledger.find_entry(
         store.data, _ledger.entry_id(rng["id"], owner)) else None
@@ -666,8 +666,8 @@ def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, s
     caps = CAP.merge(decided_capabilities(provider), capabilities)
     norm = _plan.normalize_policy(policy)
     ctx = _guard.WriteContext(provider, capabilities=caps,
-                         consent={"offline_window": norm["offline_window_allowed"]},
-                         dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks)
+                              consent={"offline_window": norm["offline_window_allowed"]},
+                              dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks)
     out = {"changed": False, "plan": [], "results": [], "ledger_path": ledger_path,
            "failed": False, "msg": "", "ranges": [], "check_mode": bool(check)}
     with _ledger.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:
@@ -678,7 +678,7 @@ def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, s
         ledger_before = store.data
         if fresh:
             store.data = _ledger.merge_detections(store.data, fresh,
-                                            (facts or {}).get("bad_ranges"))[0]
+                                                  (facts or {}).get("bad_ranges"))[0]
             store.commit()
         policy["restore_sources"] = _sources_for(policy, source, entry_ids, store.data)
         use_facts = facts if facts is not None else listed_facts(store.data, provider)

@@ -328,13 +328,13 @@ def open_file(entry, method, ctx):
             want = owner.get("size")
             if want is not None and int(want) != size:
                 raise _quarantine.Skip("%s has %d bytes, the record says %d: changed since resolution"
-                             % (path, size, int(want)))
+                                       % (path, size, int(want)))
             off, length = owner.get("repair_offset"), owner.get("repair_length")
             if off is None or not length or off < 0 or off % PAGE or length % PAGE:
                 raise _quarantine.Skip("repair range %s+%s of %s is not whole pages" % (off, length, path))
             if off >= -(-size // PAGE) * PAGE:
                 raise _quarantine.Skip("repair range %d+%d lies past the end of %s (%d bytes)"
-                             % (off, length, path, size))
+                                       % (off, length, path, size))
         except _quarantine.Skip as e:
             os.close(rfd)
             problems.append(str(e))
