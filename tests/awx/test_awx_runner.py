@@ -145,7 +145,7 @@ def test_awx_jobs_scan_remediate_report(tmp_path, collections_path, fleet_dir):
     hosts = stats["artifact_data"]["pmem_poison_hosts"]
     assert dict((h, v["status"]) for h, v in hosts.items()) == {
         clean[0]: "clean", clean[1]: "clean", "decision0000": "needs_decision", "failed0000": "failed"}
-    assert hosts["failed0000"]["failure"]["task"] == "Gather pmem facts, known bad ranges and open ledger entries"
+    assert hosts["failed0000"]["failure"]["task"] == "Gather pmem facts, known bad ranges, their owners and open ledger entries"
     report = stats["artifact_data"]["pmem_poison_report"]
     assert report["totals"]["hosts"] == 4 and report["totals"]["failed"] == 1
     assert report["totals"]["open_entries"] == 1
