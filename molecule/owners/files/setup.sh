@@ -11,20 +11,15 @@
 # Copies of every file are in /root/backup/<fs>/ (the scenario hands them out in two rounds).
 # Environment: POISON_SCRIPT (the text of molecule/shared/files/inject_poison.sh).
 # Prints one JSON object (also /etc/pmem-lab/owners-state.json): what was poisoned where.
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepare.yml prepends it).
 state=/etc/pmem-lab/owners-state.json
-if [[ -s $state ]]; then
-  cat "$state" >&3
-  exit 0
-fi
-die() { echo "owners setup: $*" >&2; exit 1; }
+layout_done "$state"
 xfs=/mnt/pmem-xfs
 ext4=/mnt/pmem-ext4
 xfs_dev=$(findmnt -n -o SOURCE "$xfs")
 ext4_dev=$(findmnt -n -o SOURCE "$ext4")
 [[ $(findmnt -n -o FSTYPE "$xfs") == xfs && $(findmnt -n -o FSTYPE "$ext4") == ext4 ]] ||
-  die "the shared layout is not mounted (molecule/shared/tasks/lab_prepare.yml)"
+  layout_die "the shared layout is not mounted (molecule/shared/tasks/lab_prepare.yml)"
 mkdir -p /root/backup/xfs/farm /root/backup/ext4 /etc/pmem-lab
 injected=()
 
@@ -35,7 +30,7 @@ inject_dev() {
   sync
   fsfreeze -f "$4"
   out=$(POISON_DEVICE=$1 POISON_SECTOR=$2 POISON_SECTORS=$3 POISON_METHOD=sysfs bash -c "$POISON_SCRIPT" | tail -1) ||
-    { fsfreeze -u "$4"; die "injection at $1 sector $2 failed"; }
+    { fsfreeze -u "$4"; layout_die "injection at $1 sector $2 failed"; }
   fsfreeze -u "$4"
   injected+=("$out")
 }
@@ -62,15 +57,15 @@ done
 sync
 dir_ino=$(stat -c %i "$xfs/dir")
 dir_sector=$(xfs_block "$dir_ino" 8)           # the second directory data block (file sector 8)
-[[ $dir_sector =~ ^[0-9]+$ ]] || die "no second data block for $xfs/dir (inode $dir_ino)"
+[[ $dir_sector =~ ^[0-9]+$ ]] || layout_die "no second data block for $xfs/dir (inode $dir_ino)"
 inject_dev "$xfs_dev" "$dir_sector" 8 "$xfs"
 xlink_ino=$(stat -c %i "$xfs/links/l20")
 xlink_sector=$(xfs_block "$xlink_ino" 0)
-[[ $xlink_sector =~ ^[0-9]+$ ]] || die "$xfs/links/l20 has no remote block"
+[[ $xlink_sector =~ ^[0-9]+$ ]] || layout_die "$xfs/links/l20 has no remote block"
 inject_dev "$xfs_dev" "$xlink_sector" 8 "$xfs"
 elink_ino=$(stat -c %i "$ext4/links/l20")
 elink_blk=$(debugfs -R "bmap <$elink_ino> 0" "$ext4_dev" 2>/dev/null)
-[[ $elink_blk =~ ^[0-9]+$ && $elink_blk -gt 0 ]] || die "$ext4/links/l20 has no block ($elink_blk)"
+[[ $elink_blk =~ ^[0-9]+$ && $elink_blk -gt 0 ]] || layout_die "$ext4/links/l20 has no block ($elink_blk)"
 inject_dev "$ext4_dev" $((elink_blk * 8)) 8 "$ext4"
 
 # 2. a range across two ext4 files (x's last page, y's first page), then one unaligned XFS sector
@@ -86,7 +81,7 @@ for try in 1 2 3 4 5; do
   if [[ $(( $(phys "$ext4/x" 24) + 8 )) == "$(phys "$ext4/y" 0)" ]]; then adjacent=1; break; fi
   mv "$ext4/x" "$ext4/pad-x-$try"; mv "$ext4/y" "$ext4/pad-y-$try"   # try the next blocks
 done
-[[ -n $adjacent ]] || die "could not lay out two physically adjacent files on $ext4"
+[[ -n $adjacent ]] || layout_die "could not lay out two physically adjacent files on $ext4"
 straddle_sector=$(( $(cat /sys/class/block/"${ext4_dev#/dev/}"/start) + $(phys "$ext4/x" 24) ))
 inject_dev "$(basename "$(readlink -f /sys/class/block/"${ext4_dev#/dev/}"/..)")" "$straddle_sector" 16 "$ext4"
 # (inject_poison.sh adds the partition start only for a partition name: the disk is given here)

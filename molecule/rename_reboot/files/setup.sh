@@ -10,37 +10,13 @@
 # write that followed the old name (pmemXp2) instead of the identity would land on the decoy.
 # Devices are picked by bus and size, never by name.
 # Environment: POISON_SCRIPT (molecule/shared/files/inject_poison.sh), DEVICES_SCRIPT (devices.py)
-set -euo pipefail
-exec 3>&1 1>&2
+# Runs after molecule/shared/files/layout_lib.sh (prepare.yml prepends it).
 state=/etc/pmem-lab/rename-state.json
-if [[ -s $state ]]; then
-  cat "$state" >&3
-  exit 0
-fi
-pick() { # PROVIDER -> fsdax block devices of that bus, largest first
-  ndctl list -N -R -B | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-found = []
-for b in (d if isinstance(d, list) else [d]):
-    if b.get("provider") != sys.argv[1]:
-        continue
-    for r in b.get("regions", []):
-        for n in r.get("namespaces", []):
-            if n.get("mode") == "fsdax" and n.get("blockdev"):
-                found.append((-int(n.get("size", 0)), n["blockdev"]))
-print(" ".join(dev for _s, dev in sorted(found)))
-' "$1"
-}
-mkxfs() { TEST_DIR=/tmp TEST_DEV="$1" QA_CHECK_FS=xfs mkfs.xfs -q -f -m "$3" -L "$2" "$1"; }
-mnt() {
-  mkdir -p "$2"
-  mountpoint -q "$2" || mount -o dax,noatime "$1" "$2"
-}
-read -r -a e820s <<<"$(pick e820)"
-nvdimm=$(pick ACPI.NFIT | awk '{print $1}')
-((${#e820s[@]} == 2)) || { echo "need the two e820 devices of the stock layout, got: ${e820s[*]}"; exit 1; }
-[[ -n $nvdimm ]] || { echo "no fsdax namespace on the QEMU NVDIMM"; exit 1; }
+layout_done "$state"
+read -r -a e820s <<<"$(layout_devices e820 fsdax)"
+nvdimm=$(layout_device ACPI.NFIT fsdax)
+((${#e820s[@]} == 2)) || layout_die "need the two e820 devices of the stock layout, got: ${e820s[*]}"
+[[ -n $nvdimm ]] || layout_die "no fsdax namespace on the QEMU NVDIMM"
 big=${e820s[0]} small=${e820s[1]}
 # 2 MiB-aligned partitions; p2 is 58 MiB on both
 sfdisk -q -X gpt "/dev/$big" <<EOS
@@ -56,10 +32,10 @@ udevadm settle
 for p in "${big}p2" "${small}p2"; do
   dd if=/dev/urandom of="/dev/$p" bs=1M count=8 oflag=direct conv=fsync status=none
 done
-mkxfs "/dev/${big}p1" rn-xfs reflink=0,rmapbt=1
-mkxfs "/dev/$nvdimm" rn-nvdimm reflink=1,rmapbt=1
-mnt "/dev/${big}p1" /mnt/pmem-xfs
-mnt "/dev/$nvdimm" /mnt/pmem-nvdimm
+layout_mkxfs "/dev/${big}p1" rn-xfs reflink=0,rmapbt=1
+layout_mkxfs "/dev/$nvdimm" rn-nvdimm reflink=1,rmapbt=1
+layout_mount "/dev/${big}p1" /mnt/pmem-xfs dax,noatime
+layout_mount "/dev/$nvdimm" /mnt/pmem-nvdimm dax,noatime
 mkdir -p /root/backup /etc/pmem-lab
 injected=()
 for fs in xfs nvdimm; do

@@ -47,7 +47,7 @@ layout_mkxfs() { # DEV LABEL [META_OPTIONS]; small devices need the xfstests esc
   TEST_DIR=/tmp TEST_DEV="$1" QA_CHECK_FS=xfs mkfs.xfs -q -f -m "${3:-reflink=1,rmapbt=1}" -L "$2" "$1"
 }
 
-layout_mount() { # DEV DIR: mount with DAX unless it is mounted already
+layout_mount() { # DEV DIR [OPTIONS]: mount (options default: dax) unless it is mounted already
   mkdir -p "$2"
-  mountpoint -q "$2" || mount -o dax "$1" "$2"
+  mountpoint -q "$2" || mount -o "${3:-dax}" "$1" "$2"
 }
