@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
+import ctypes.util
 import os
 import re
 
@@ -135,6 +137,43 @@ def from_topology(topology):
     }
 
 
+# statx(2) (Linux 4.11+; STATX_ATTR_DAX since 5.8): the one exact answer to "is this file
+# DAX-mapped now", whatever the mount option (dax=always, dax=inode + FS_XFLAG_DAX, dax=never)
+_AT_EMPTY_PATH = 0x1000
+_STATX_ATTR_DAX = 0x00200000
+_STATX_BUFFER = 256
+_statx = []
+
+
+def _statx_call():
+    if not _statx:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            call = libc.statx
+            call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+        except (OSError, AttributeError):
+            call = None
+        _statx.append(call)
+    return _statx[0]
+
+
+def file_dax(fd):
+    """Is the open file ``fd`` accessed through DAX? True/False, None when the kernel or libc
+    cannot tell (no statx, or a kernel before 5.8 that does not report the attribute)."""
+    call = _statx_call()
+    if call is None:
+        return None
+    buf = ctypes.create_string_buffer(_STATX_BUFFER)
+    if call(fd, b"", _AT_EMPTY_PATH, 0, buf) != 0:
+        return None
+    # struct statx: u64 stx_attributes at byte 8, u64 stx_attributes_mask at byte 56
+    attributes = int.from_bytes(buf.raw[8:16], "little")
+    supported = int.from_bytes(buf.raw[56:64], "little")
+    if not supported & _STATX_ATTR_DAX:
+        return None
+    return bool(attributes & _STATX_ATTR_DAX)
+
+
 def merge(decided, given):
     """Given capabilities (e.g. ``ansible_facts.pmem.capabilities``) win per device and key where
     they say something (not None); devices or keys they lack come from ``decided``, and so does
@@ -164,4 +203,4 @@ def for_device(capabilities, *names):
 
 
 __all__ = ["RECOVERY_WRITE_KERNEL", "kernel_version", "kernel_at_least", "bus_kind", "bus_capabilities",
-           "device_capabilities", "from_topology", "merge", "for_device"]
+           "device_capabilities", "from_topology", "file_dax", "merge", "for_device"]

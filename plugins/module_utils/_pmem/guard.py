@@ -15,7 +15,9 @@ Checks (docs/design.md, "The write guard and write-ahead order"):
   and ``ndctl clear-errors`` only with the offline-window opt-in and never over file data that is
   not accepted as lost, nor over an unknown owner);
 * capabilities: the device can honour the method (``write_clears: false`` refuses every write
-  meant to clear; ``ndctl`` needs ``ndctl_clear``);
+  meant to clear; ``dax_write_clears: false`` refuses an in-place rewrite of a file that is
+  DAX-mapped now, as statx reports it, not as the record remembers; ``ndctl`` needs
+  ``ndctl_clear``);
 * file: opened component by component with ``O_NOFOLLOW`` (a symlink anywhere is refused), a
   regular file on the recorded filesystem, the same inode and generation (FS_IOC_GETVERSION),
   the recorded size, the repair range inside the file;
@@ -79,12 +81,14 @@ class WriteContext(object):
     badblocks: provider with ``listed_range(range)``, ``invalidate()``,
     ``notify_written(blockdev, offset, length)`` and ``topology()`` (the facts core's topology:
     ``blockdevs``, ``namespaces``); capabilities: ``{kernel, devices: {pmemN: {...}}}``;
-    consent: ``{offline_window: bool}``; runner: argv -> CompletedProcess; hooks: point -> None.
+    consent: ``{offline_window: bool}``; runner: argv -> CompletedProcess; hooks: point -> None;
+    file_dax: fd -> True/False/None (is the open file DAX-mapped; capabilities.file_dax).
     """
 
     def __init__(self, badblocks, capabilities=None, consent=None, dev_root="/dev",
-                 proc_root="/proc", runner=None, hooks=None):
+                 proc_root="/proc", runner=None, hooks=None, file_dax=None):
         self.badblocks = badblocks
+        self.file_dax = file_dax or CAP.file_dax
         self.capabilities = capabilities or {}
         self.consent = dict(consent or {})
         self.dev_root = dev_root
@@ -305,6 +309,30 @@ def check_capabilities(entry, method, ctx, shared=False):
                                 next_step="restore the data to other media; clearing needs "
                                           "platform support or a namespace recreate")
     return caps
+
+
+def check_dax_rewrite(entry, method, ctx, caps, fd, path):
+    """An in-place rewrite of a DAX-mapped file clears poison only on a device with the recovery
+    write path; elsewhere the write fails (EIO, or EFAULT through DAX) and on nfit_test it can take
+    the filesystem down. The plan refuses it from the facts; the guard decides it again from the
+    file as it is opened now (a remount since the plan changes the answer)."""
+    if method != "rewrite" or caps.get("dax_write_clears") is not False:
+        return
+    dax = ctx.file_dax(fd)
+    if dax is False:
+        return
+    rng = entry.get("range") or {}
+    if not _still_listed(rng, ctx):
+        return  # nothing to clear: writing the good data is a restore, as on any device
+    what = caps.get("description") or rng.get("blockdev") or "this device"
+    mnt = (entry.get("owner") or {}).get("mountpoint") or "the filesystem"
+    if dax is None:
+        reason = ("cannot tell whether %s is DAX-mapped (no statx DAX attribute on this kernel) "
+                  "and %s cannot clear poison by a DAX write" % (path, what))
+    else:
+        reason = "%s is DAX-mapped and %s cannot clear poison by a DAX write" % (path, what)
+    raise DeviceCannotClear(reason, device=rng.get("blockdev"), range=_rid(entry),
+                            next_step="remount %s without dax, then rewrite; nothing was written" % mnt)
 
 
 def open_file(entry, method, ctx):
@@ -528,6 +556,7 @@ def guarded_write(entry, method, ctx, write, source=None):
         rfd, path, size = open_file(entry, method, ctx)
         wfd = None
         try:
+            check_dax_rewrite(entry, method, ctx, caps, rfd, path)
             if method == "unshare" and caps.get("write_clears") is False and \
                     not still_shared(rfd, owner["repair_offset"], owner["repair_length"]):
                 # the other owners were restored away: punching now frees the poisoned block

@@ -26,9 +26,18 @@ def _overlaps(a_off, a_len, b_off, b_len):
 def range_matches(rng, listed):
     """Does the listed BadRange ``listed`` cover any byte of the ledger range ``rng``?
 
-    Compared by physical address when both have it (stable across device renames), else in
-    region coordinates, else in block-device coordinates, else by id."""
+    Compared by namespace uuid and offset when both identities have them, else by physical
+    address when both have it (both stable across device renames), else in region coordinates,
+    else in block-device coordinates, else by id. A namespace uuid decides alone: the same
+    region name and offset on another namespace (recreated, or renamed onto) is not a match."""
     length = rng.get("length") or 0
+    mine, theirs = rng.get("identity") or {}, listed.get("identity") or {}
+    if mine.get("namespace_uuid") and theirs.get("namespace_uuid"):
+        if mine["namespace_uuid"] != theirs["namespace_uuid"]:
+            return False
+        for key in ("namespace_offset", "data_offset"):
+            if mine.get(key) is not None and theirs.get(key) is not None:
+                return _overlaps(mine[key], length, theirs[key], listed.get("length") or 0)
     if rng.get("absolute") is not None and listed.get("absolute") is not None:
         return _overlaps(rng["absolute"], length, listed["absolute"], listed.get("length") or 0)
     if rng.get("region") and rng.get("region_offset") is not None and \

@@ -418,7 +418,8 @@ def describe(actions, check=False):
     """One line per host saying what the run does (or, in check mode, would do): records,
     markers, restores from which copy, ranges that need an offline window, refusals."""
     def count(kind):
-        return len([a for a in actions if a["action"] == kind])
+        # entries, not actions: a new entry with no restore source is both recorded and left open
+        return len(set(a.get("entry_id") or id(a) for a in actions if a["action"] == kind))
     parts = []
     for kind, text in (("record", "record %d"), ("quarantine", "mark %d file(s)"),
                        ("contain", "contain %d"), ("accept_loss", "accept %d loss(es)")):

@@ -240,6 +240,43 @@ def test_file_on_another_filesystem_than_recorded_refused(damaged):
     _file_refused(e, str(src), f, "not on the filesystem mounted at /proc")
 
 
+NFIT_TEST = {"kernel": "6.1.0", "devices": {"pmem1": {"bus_kind": "nfit_test", "write_clears": True,
+                                                      "dax_write_clears": False,
+                                                      "description": "pmem1 (nfit_test.0 on ndbus1)"}}}
+
+
+@pytest.mark.parametrize("dax_now, words", [
+    (True, ["is DAX-mapped", "nfit_test.0", "remount", "without dax"]),
+    (None, ["cannot tell whether", "DAX-mapped", "remount"]),
+])
+def test_rewrite_of_a_dax_file_on_a_bus_without_recovery_write_refused(damaged, dax_now, words):
+    """nfit_test (and pre-5.19 kernels) cannot clear by a DAX write: the write fails or shuts the
+    filesystem down. The plan refuses it from the facts; the guard refuses it again from the file
+    as opened now (here remounted with dax since the plan), and when the kernel cannot say."""
+    f, src, e = damaged
+    before = f.read_bytes()
+    ctx = G.WriteContext(None, capabilities=NFIT_TEST, file_dax=lambda fd: dax_now)
+    with pytest.raises(G.DeviceCannotClear) as info:
+        C.rewrite(e, str(src), ctx)
+    text = str(info.value)
+    for word in words + [str(f), "pmem1@0x1000+0x1000", "Next step"]:
+        assert word in text, text
+    assert f.read_bytes() == before
+
+
+def test_rewrite_of_a_file_not_dax_mapped_now_passes_the_dax_check(damaged):
+    """The same bus with the filesystem mounted without dax: a buffered write clears there."""
+    f, _src, e = damaged
+    ctx = G.WriteContext(None, capabilities=NFIT_TEST, file_dax=lambda fd: False)
+    caps = G.check_capabilities(e, "rewrite", ctx)
+    with open(str(f), "rb") as fh:
+        assert G.check_dax_rewrite(e, "rewrite", ctx, caps, fh.fileno(), str(f)) is None
+        with pytest.raises(G.DeviceCannotClear):
+            G.check_dax_rewrite(e, "rewrite", G.WriteContext(None, capabilities=NFIT_TEST,
+                                                             file_dax=lambda fd: True),
+                                caps, fh.fileno(), str(f))
+
+
 def test_nothing_writes_around_the_guard():
     """Only guard.py writes to files/devices or runs commands in the acting code."""
     writers = re.compile(r"os\.pwrite\(|os\.write\(|_fallocate\(|fallocate\(|subprocess\.|"

@@ -239,3 +239,15 @@ def test_describe_says_what_check_mode_would_do():
     free = run(brange(mounted=False), {"kind": "free", "range_id": brange()["id"],
                                        "device": "/dev/pmem1"})
     assert "need an offline window" in P.describe(free)
+
+
+def test_describe_counts_entries_not_actions():
+    """Two new files with no restore copy: each is recorded (new) and left open (record again),
+    and the summary an operator reads says two records, not four."""
+    facts = {"bad_ranges": [brange(rid="region1@0x10000+0x1000"), brange(rid="region1@0x20000+0x1000")]}
+    res = [{"range_id": r["id"], "owners": [fowner(rid=r["id"], path="/mnt/p/f%d" % n)], "error": None}
+           for n, r in enumerate(facts["bad_ranges"])]
+    acts = P.plan_actions(facts, res, L.empty_ledger("h"), None, E820)
+    assert kinds(acts).count("record") == 4
+    text = P.describe(acts, check=True)
+    assert "record 2" in text and "mark 2 file(s)" in text, text
