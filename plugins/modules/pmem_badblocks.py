@@ -406,6 +406,18 @@ ansible_facts:
             V(blockdev_offset), V(partition_offset), V(area), V(moved); or V(present=false) with V(reason).
             The names an entry was seen under (its V(range.seen_as)) may differ after a reboot.
           type: dict
+        ledger_warnings:
+          description: What the watcher (M(pmem.poison.pmem_watcher)) heard that is no bad range, as the ledger
+            keeps it (the newest 200) - above all the kernel's lost-event markers (the XFS health monitor's queue
+            was full, fanotify overflowed, the kernel log overwrote records), which say that a media error may
+            be known to no source. Each has V(at), V(source) and V(message). The ones recorded since this boot
+            are also module warnings.
+          type: list
+          elements: dict
+          sample:
+            - at: "2026-12-02T06:01:07Z"
+              source: xfs_health
+              message: "XFS /mnt/pmem0: the health monitor dropped 3 event(s) (its queue was full): ..."
         handled_records:
           description: Ranges known only from kernel-log or rasdaemon records (see O(kernel_events)) whose every
             record closed ledger entries were detected by (the file was restored or its loss accepted). The kernel

@@ -321,6 +321,9 @@ def host_summary(results, host=None):
         "needs_retry": needs_retry,
         "resolve_errors": resolve_errors,
         "scan_errors": facts_errors,
+        # what the scan warned of without a range: the kernel counts poisoned memory no source
+        # explains, a watcher's lost-events marker, a list at its limit; never silence
+        "warnings": [w for w in _list(facts.get("warnings")) if isinstance(w, str)],
         "offline_plan": offline_plan,
         "failure": failure,
     }
@@ -377,6 +380,8 @@ def fleet_summary(hosts, generated_at=None, title="pmem poison report", history=
         for name, counts in sorted(_dict(item.get("dimms")).items()):
             dimms.append(dict(_dict(counts), host=item["host"], dimm=name))
     dimms.sort(key=lambda d: (-_int(d.get("ranges")), -_int(d.get("bytes")), d["host"], d["dimm"]))
+    warnings = [{"host": item["host"], "message": w} for item in sorted(items, key=worst_first)
+                for w in _list(item.get("warnings"))]
 
     needing_decision = [i["host"] for i in items if i["needs_decision"] or i.get("status") == "needs_decision"]
     needing_offline = [i["host"] for i in items if i["needs_offline_window"]]
@@ -411,6 +416,7 @@ def fleet_summary(hosts, generated_at=None, title="pmem poison report", history=
         "decisions": decisions,
         "offline_window": offline,
         "dimms": dimms,
+        "warnings": warnings,
         "history": list(history or []),
         "hosts": items,
     }
@@ -426,7 +432,7 @@ def published(fleet):
 def host_digest(summary):
     """A host's summary as AWX workflows and notifications read it (pmem_poison_hosts[host])."""
     keys = ("status", "clean", "check_mode", "checked_at", "bad_ranges", "bad_bytes", "open_by_kind",
-            "lost_bytes", "lists_may_be_truncated", "scan_errors", "resolve_errors", "failure")
+            "lost_bytes", "lists_may_be_truncated", "scan_errors", "resolve_errors", "warnings", "failure")
     digest = dict((k, summary.get(k)) for k in keys)
     digest["open_entries"] = [e.get("id") for e in _list(summary.get("open_entries"))]
     digest["needs_decision"] = [e.get("id") for e in _list(summary.get("needs_decision"))]

@@ -133,6 +133,9 @@ def render_markdown(fleet):
         out += ["", "## DIMMs holding bad ranges (most first)", "", _md_table(
             ["host", "DIMM", "bad ranges", "bytes"],
             [[d["host"], d["dimm"], d.get("ranges"), d.get("bytes")] for d in fleet["dimms"]], numeric=(2, 3))]
+    if fleet.get("warnings"):
+        out += ["", "## Warnings (poison no list shows, events the kernel dropped)", "", _md_table(
+            ["host", "warning"], [[w["host"], w["message"]] for w in fleet["warnings"]])]
     failed = [h for h in hosts if h.get("status") in ("failed", "not_run")]
     if failed:
         out += ["", "## Failed or not run", ""]
@@ -403,6 +406,11 @@ def render_html(fleet):
         out.append(_table("dimms", ["host", "DIMM", "bad ranges", "bytes"], [
             [_cell(_e(d["host"])), _cell(_e(d["dimm"])), _cell(_e(d.get("ranges")), True), _cell(_e(d.get("bytes")), True)]
             for d in fleet["dimms"]], numeric=(2, 3), filterable=len(fleet["dimms"]) > 20, label="DIMMs"))
+    if fleet.get("warnings"):
+        out.append("<h2>Warnings (poison no list shows, events the kernel dropped)</h2>")
+        out.append(_table("warnings", ["host", "warning"], [
+            [_cell(_e(w["host"])), _cell(_e(w["message"]))] for w in fleet["warnings"]],
+            filterable=len(fleet["warnings"]) > 20, label="warnings"))
     out += ["<script>%s</script>" % _SCRIPT, "</body>", "</html>"]
     return "\n".join(out) + "\n"
 

@@ -132,3 +132,19 @@ def test_on_7x_xfs_pushed_the_failure_through_the_watcher(host):
     assert any(w["source"] == "fs_error" and "inode %d" % ino in w["message"] for w in warnings), warnings
     # and the ledger kept them across the reboot
     assert _json(host, LEDGER)["warnings"][:len(warnings)] == warnings
+
+
+def _hc_warnings(scan):
+    return [w for w in scan.get("warnings") or [] if "HardwareCorrupted" in w]
+
+
+def test_hardware_corrupted_that_no_source_explains_is_a_warning(host):
+    """side_effect, before the reboot: one RAM page poisoned besides the three pmem pages. While
+    the kernel log has every record, nothing is unexplained; once the ring buffer and the journal
+    forgot them, the ledger's records still explain the pmem pages and exactly the RAM page is
+    left: one warning naming 4096 bytes, in the module's warnings and in the facts."""
+    scans = _json(host, "/root/hc-scans.json")
+    assert _hc_warnings(scans["logged"]) == [], scans["logged"].get("warnings")
+    forgotten = _hc_warnings(scans["forgotten"])
+    assert len(forgotten) == 1 and "4096 bytes" in forgotten[0], scans["forgotten"].get("warnings")
+    assert forgotten == _hc_warnings(scans["forgotten"]["ansible_facts"]["pmem"])

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import errno
 import os
+import time
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as _capabilities
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import identity as _identity
@@ -120,7 +121,7 @@ def handled_by_ledger(bad_ranges, closed_keys):
 
 
 def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=None, extra_errors=None,
-                extra_warnings=None, events=None, closed_event_keys=None, watcher=None):
+                extra_warnings=None, events=None, closed_event_keys=None, watcher=None, ledger_warnings=None):
     """The ``ansible_facts.pmem`` dict (schema in the module's RETURN)."""
     bad_ranges, handled = handled_by_ledger(bad_ranges, closed_event_keys)
     errors = list(topology.get("errors", [])) + list(extra_errors or [])
@@ -182,6 +183,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "unreadable": list(topology.get("unreadable", [])),
         "open_entries": list(open_entries or []),
         "open_entry_locations": locations,
+        "ledger_warnings": list(ledger_warnings or []),
         "event_sources": _event_summary(events),
         "watcher": watcher,
         "clean": clean,
@@ -213,27 +215,64 @@ def read_open_entries(ledger_path):
 
     Returns ``(entries, error_entry_or_None, warning_or_None)``.
     """
-    entries, _keys, error, warning = read_ledger_summary(ledger_path)
-    return entries, error, warning
+    summary = read_ledger_summary(ledger_path)
+    return summary["entries"], summary["error"], None
 
 
 def read_ledger_summary(ledger_path):
-    """``(open entries, closed entries' record keys, error_entry_or_None, warning_or_None)``."""
+    """``{entries (open), closed_keys (closed entries' record keys), warnings (the ledger's),
+    error (an errors entry or None)}``."""
+    out = {"entries": [], "closed_keys": set(), "warnings": [], "error": None}
     if not ledger_path:
-        return [], set(), None, None
+        return out
     try:
         os.stat(ledger_path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return [], set(), None, None  # no ledger: no entries
+            return out  # no ledger: no entries
     try:
-        entries, keys = _ledger.read_summary(ledger_path)
-        return list(entries or []), set(keys or ()), None, None
+        entries, keys, warnings = _ledger.read_summary(ledger_path)
+        out.update(entries=list(entries or []), closed_keys=set(keys or ()), warnings=list(warnings or []))
     except PmemError as exc:
-        return [], set(), {"device": "ledger", "file": ledger_path, "message": str(exc)}, None
+        out["error"] = {"device": "ledger", "file": ledger_path, "message": str(exc)}
     except (IOError, OSError, ValueError) as exc:
-        return [], set(), {"device": "ledger", "file": ledger_path,
-                           "message": "cannot read the ledger: %s" % exc}, None
+        out["error"] = {"device": "ledger", "file": ledger_path, "message": "cannot read the ledger: %s" % exc}
+    return out
+
+
+def recorded_event_keys(ledger):
+    """Keys of every kernel-log record a ledger entry (open or closed) was detected by."""
+    keys = set(ledger["closed_keys"])
+    for entry in ledger["entries"]:
+        keys.update(_ledger.event_keys_of(entry))
+    return keys
+
+
+def boot_time(proc_root="/proc"):
+    """When this boot started, as a ledger timestamp (``btime`` of /proc/stat), or None."""
+    try:
+        with open(os.path.join(proc_root, "stat")) as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(line.split()[1])))
+    except (IOError, OSError, ValueError):
+        pass
+    return None
+
+
+def ledger_warning_messages(ledger_warnings, since):
+    """The module warnings for the ledger's warnings recorded at or after ``since`` (this boot;
+    all of them when the boot time is unknown): the newest three in full, the rest counted. Older
+    ones stay in RV(ansible_facts.pmem.ledger_warnings) without repeating every run."""
+    recent = [w for w in ledger_warnings or [] if since is None or (w.get("at") or "") >= since]
+    if not recent:
+        return []
+    out = ["ledger warning (%s, %s): %s" % (w.get("source"), w.get("at"), w.get("message"))
+           for w in recent[-3:]]
+    if len(recent) > 3:
+        out.append("ledger: %d more warning(s) recorded since this boot (ansible_facts.pmem.ledger_warnings)"
+                   % (len(recent) - 3))
+    return out
 
 
 def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=None, ledger_path=None,
@@ -265,11 +304,15 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
     wanted = expand_devices(topo, devices)[0] if devices else None
     bad = _ranges.gather_bad_ranges(topo, devices=wanted, warnings=warnings,
                                     events=(events or {}).get("events"))
-    entries, closed_keys, ledger_error, ledger_warning = read_ledger_summary(ledger_path)
-    if ledger_warning:
-        warnings.append(ledger_warning)
-    return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings,
-                       events=events, closed_event_keys=closed_keys)
+    ledger = read_ledger_summary(ledger_path)
+    if events is not None:
+        hardware = _kernel_events.hardware_corrupted_warning(events, recorded_event_keys(ledger))
+        if hardware:
+            warnings.append(hardware)
+    warnings.extend(ledger_warning_messages(ledger["warnings"], boot_time(proc_root)))
+    return build_facts(topo, bad, ledger["entries"], devices=devices, ledger_error=ledger["error"],
+                       extra_warnings=warnings, events=events, closed_event_keys=ledger["closed_keys"],
+                       ledger_warnings=ledger["warnings"])
 
 
 def _event_summary(events):

@@ -238,16 +238,51 @@ def finest(events):
     return out
 
 
-def unexplained_bytes(hw_corrupted, events, boot_id):
-    """Bytes of ``HardwareCorrupted`` that no event of this boot explains (0 when all are)."""
+def recorded_pages(keys, boot_id):
+    """Pages that records with these event keys (``memory_failure:<boot>:<pfn>``,
+    ``mce:<boot>:<address>``: PoisonEvent.key, as ledger entries keep them) put in HardwareCorrupted
+    during boot ``boot_id``."""
+    pages = set()
+    for key in keys or ():
+        parts = str(key).split(":")
+        if len(parts) != 3 or not boot_id or parts[1] != boot_id:
+            continue
+        try:
+            value = int(parts[2], 0)
+        except ValueError:
+            continue
+        if parts[0] == SOURCE_MEMORY_FAILURE:
+            pages.add(value)
+        elif parts[0] == SOURCE_MCE:
+            pages.add(value // PAGE)
+    return pages
+
+
+def unexplained_bytes(hw_corrupted, events, boot_id, recorded_keys=()):
+    """Bytes of ``HardwareCorrupted`` that no event of this boot explains (0 when all are): the
+    records read now, and the ones the ledger keeps from this boot (``recorded_keys``; the watcher
+    wrote them down before the ring buffer overwrote them or the journal rotated)."""
     if hw_corrupted is None:
         return 0
-    pages = set()
+    pages = recorded_pages(recorded_keys, boot_id)
     for ev in events:
         if ev["source"] == SOURCE_RASDAEMON or (boot_id and ev.get("boot_id") not in (None, boot_id)):
             continue
         pages.add(ev["address"] // PAGE)
     return max(0, hw_corrupted - len(pages) * PAGE)
+
+
+def hardware_corrupted_warning(gathered, recorded_keys=()):
+    """The cross-check's warning for what ``gather`` returned, or None when every poisoned byte
+    the kernel counts is explained by a record read now or kept in the ledger."""
+    unexplained = unexplained_bytes(gathered.get("hardware_corrupted"), gathered.get("events") or [],
+                                    gathered.get("boot_id"), recorded_keys)
+    if not unexplained:
+        return None
+    return ("the kernel counts %d bytes of poisoned memory (HardwareCorrupted in /proc/meminfo) that "
+            "no source explains (read: %s; the ledger's records of this boot counted too): an error was "
+            "consumed that this host's logs no longer show; check rasdaemon or the platform's error log, "
+            "and scrub (pmem_badblocks scrub=true)" % (unexplained, ", ".join(gathered.get("sources_read") or []) or "none"))
 
 
 # ---------------------------------------------------------------- the shell
@@ -358,12 +393,6 @@ def gather(proc_root="/proc", dev_root="/dev", journal=None, rasdaemon_db=RASDAE
         hw = parse_meminfo_hwcorrupted(_read_text(os.path.join(proc_root, "meminfo")))
     except (IOError, OSError):
         pass
-    unexplained = unexplained_bytes(hw, events, boot_id)
-    if unexplained:
-        warnings.append(
-            "the kernel counts %d bytes of poisoned memory (HardwareCorrupted in /proc/meminfo) that "
-            "no source explains (read: %s): an error was consumed that this host's logs no longer "
-            "show; check rasdaemon or the platform's error log, and scrub (pmem_badblocks scrub=true)"
-            % (unexplained, ", ".join(read) or "none"))
+    # the HardwareCorrupted cross-check needs the ledger too: facts.gather_facts makes it
     return {"events": finest(events), "boot_id": boot_id, "hardware_corrupted": hw,
             "sources_read": read, "warnings": warnings}

@@ -265,11 +265,13 @@ def _event_keys(bad_range):
     return sorted(set(ev.get("key") for ev in (bad_range or {}).get("events") or [] if ev.get("key")))
 
 
-def _known_event_keys(entry):
+def event_keys_of(entry):
+    """Keys of the kernel-log/rasdaemon records (PoisonEvent.key) the entry was detected by."""
     known = set()
     for ev in entry.get("history", []):
         known.update((ev.get("details") or {}).get("events") or [])
     return known
+
 
 
 def new_entry(bad_range, owner, at, details=None):
@@ -381,7 +383,7 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                 continue
             touched.add(eid)
             keys = _event_keys(bad_range)
-            new_keys = sorted(set(keys) - _known_event_keys(entry))
+            new_keys = sorted(set(keys) - event_keys_of(entry))
             listed = bool(set(bad_range.get("sources") or LIST_SOURCES) & set(LIST_SOURCES))
             if entry["state"] == "closed":
                 last = last_poison_event(entry)
@@ -764,17 +766,18 @@ def closed_event_keys(ledger):
     keys = set()
     for entry in ledger.get("entries", []):
         if entry.get("state") == "closed":
-            keys.update(_known_event_keys(entry))
+            keys.update(event_keys_of(entry))
     return keys
 
 
 def read_summary(path=DEFAULT_PATH):
-    """``(open entries, closed_event_keys)`` of the ledger at ``path``; ``([], set())`` when absent."""
+    """``(open entries, closed_event_keys, warnings)`` of the ledger at ``path`` (warnings: what the
+    watcher heard that is no range, see add_warnings); ``([], set(), [])`` when absent."""
     raw = read_bytes(path)
     if raw is None:
-        return [], set()
+        return [], set(), []
     data = parse(raw, path)
-    return open_entries(data), closed_event_keys(data)
+    return open_entries(data), closed_event_keys(data), list(data.get("warnings") or [])
 
 
 def _fsync_dir(dirpath):

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
@@ -118,7 +119,7 @@ def test_stock_clean_pins_every_field():
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
         "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
-        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {},
+        "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {}, "ledger_warnings": [],
         "handled_records": [], "event_sources": {"read": [], "hardware_corrupted": None, "events": 0},
         "watcher": None, "clean": True,
     }
@@ -279,7 +280,7 @@ def fake_ledger(monkeypatch):
 def test_open_entries_make_host_unclean(fake_ledger, tmp_path):
     ledger = tmp_path / "ledger.json"
     ledger.write_text("{}")
-    fake_ledger.read_summary = lambda path: ([{"id": "x", "state": "open", "path": path}], set())
+    fake_ledger.read_summary = lambda path: ([{"id": "x", "state": "open", "path": path}], set(), [])
     got = gather("stock-clean", ledger_path=str(ledger))
     assert got["open_entries"] == [{"id": "x", "state": "open", "path": str(ledger)}]
     assert got["clean"] is False
@@ -419,3 +420,26 @@ def test_nfit_clean():
         "namespace4.0": ("raw", "pmem4", 0, None), "namespace5.0": ("raw", "pmem5", 0, None)}
     assert got["capabilities"]["devices"]["pmem3"]["bus_kind"] == "nfit_test"
     assert got["capabilities"]["devices"]["pmem3"]["ndctl_clear"] is True
+
+
+def test_watcher_warnings_of_this_boot_are_module_warnings(tmp_path):
+    """The watcher wrote a lost-events marker after this boot and another before it: both stay in
+    ledger_warnings, only this boot's one is said again as a warning (no old noise every run)."""
+    root = fixture_root("stock-clean")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    for name in os.listdir(os.path.join(root, "proc")):
+        os.symlink(os.path.join(root, "proc", name), str(proc / name))
+    boot = 1764655200  # 2025-12-02T06:00:00Z
+    (proc / "stat").write_text("cpu  1 2 3\nbtime %d\n" % boot)
+    ledger_path = tmp_path / "ledger.json"
+    ledger_path.write_text(json.dumps(dict(L.empty_ledger("h"), warnings=[
+        {"at": "2025-12-01T23:00:00Z", "source": "kmsg", "message": "old: the kernel log overwrote 2 record(s)"},
+        {"at": "2025-12-02T06:01:07Z", "source": "xfs_health",
+         "message": "XFS /mnt/p: the health monitor dropped 3 event(s)"}])))
+    got = facts.gather_facts(sysfs_root=os.path.join(root, "sys"), proc_root=str(proc),
+                             dev_root=os.path.join(root, "dev"), ledger_path=str(ledger_path))
+    assert [w["source"] for w in got["ledger_warnings"]] == ["kmsg", "xfs_health"]
+    said = [w for w in got["warnings"] if w.startswith("ledger warning")]
+    assert said == ["ledger warning (xfs_health, 2025-12-02T06:01:07Z): XFS /mnt/p: the health monitor "
+                    "dropped 3 event(s)"]

@@ -18,6 +18,7 @@ import sys
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as ke
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 sys.path.insert(0, FIXTURES)
@@ -187,7 +188,39 @@ def test_gather_reads_kmsg_meminfo_and_warns_on_unexplained(tmp_path):
     got = ke.gather(proc_root=str(proc), dev_root=str(dev), journal=False, rasdaemon_db=None)
     assert got["boot_id"] == BOOT and got["sources_read"] == ["kmsg"]
     assert [e["pfn"] for e in got["events"]] == [0x40028]
-    assert len(got["warnings"]) == 1 and "8192 bytes" in got["warnings"][0]
+    assert got["hardware_corrupted"] == 12288
+    warning = ke.hardware_corrupted_warning(got)
+    assert "8192 bytes" in warning and "HardwareCorrupted" in warning and "kmsg" in warning
+
+
+def test_records_the_ledger_kept_from_this_boot_explain_hardware_corrupted():
+    """The watcher wrote two memory failures of this boot into the ledger; the ring buffer has
+    overwritten them since. They still explain the kernel's count: no false alarm. A record of an
+    earlier boot explains nothing of this boot's counter."""
+    gathered = {"events": [], "boot_id": BOOT, "hardware_corrupted": 8192, "sources_read": ["kmsg"]}
+    this_boot = ["memory_failure:%s:0x40028" % BOOT, "mce:%s:0x40029200" % BOOT]
+    assert ke.hardware_corrupted_warning(gathered, this_boot) is None
+    assert "4096 bytes" in ke.hardware_corrupted_warning(gathered, this_boot[:1])
+    assert "8192 bytes" in ke.hardware_corrupted_warning(gathered, ["memory_failure:earlier:0x40028"])
+
+
+def test_gather_facts_counts_the_ledgers_records_against_hardware_corrupted(tmp_path):
+    root = fixture_root("stock-clean")
+    ledger_path = tmp_path / "ledger.json"
+    entry = L.new_entry({"id": "phys@0x40028000+0x1000", "length": 4096,
+                         "events": [{"key": "memory_failure:%s:0x40028" % BOOT}]},
+                        {"kind": "file", "inode": 12, "file_offset": 0}, "2026-12-02T06:00:00Z")
+    ledger_path.write_text(json.dumps(dict(L.empty_ledger("h"), entries=[entry])))
+    gathered = {"events": [], "boot_id": BOOT, "hardware_corrupted": 8192, "sources_read": ["kmsg"], "warnings": []}
+
+    def gather(path):
+        return facts.gather_facts(sysfs_root=os.path.join(root, "sys"), proc_root=os.path.join(root, "proc"),
+                                  dev_root=os.path.join(root, "dev"), as_root=True, ledger_path=path,
+                                  events=dict(gathered))
+    without = [w for w in gather(None)["warnings"] if "HardwareCorrupted" in w]
+    with_ledger = [w for w in gather(str(ledger_path))["warnings"] if "HardwareCorrupted" in w]
+    assert len(without) == 1 and "8192 bytes" in without[0]
+    assert len(with_ledger) == 1 and "4096 bytes" in with_ledger[0]
 
 
 def test_gather_reads_the_journal_too_and_counts_a_record_once(tmp_path):

@@ -112,3 +112,23 @@ def test_filters_are_registered_and_turn_bad_input_into_filter_errors():
     with pytest.raises(AnsibleFilterError, match="expects a dict"):
         host_summary(["nope"], "h")
     assert EntrySources().filters()["entry_sources"]([], {"x": "/y"}) == {"sources": {}, "missing": ["x"]}
+
+
+def test_scan_warnings_reach_every_report_format():
+    """A host the lists call clean whose kernel counts poisoned memory no source explains: the
+    fleet report says so per host (Markdown, HTML, AWX digest), so the warning is not lost in a
+    task log."""
+    text = ("the kernel counts 4096 bytes of poisoned memory (HardwareCorrupted) that no source "
+            "explains; check the kernel log and rasdaemon")
+    host_summary, fleet_summary, host_digest = report.host_summary, report.fleet_summary, report.host_digest
+    quiet = host_summary({"facts": {"bad_ranges": [], "open_entries": [], "clean": True}}, "quiet")
+    odd = host_summary({"facts": {"bad_ranges": [], "open_entries": [], "clean": True,
+                                  "warnings": [text]}}, "odd")
+    assert odd["status"] == "clean" and odd["warnings"] == [text]
+    fleet = fleet_summary({"quiet": quiet, "odd": odd})
+    assert fleet["warnings"] == [{"host": "odd", "message": text}]
+    md = render_markdown(fleet)
+    assert "## Warnings" in md and "| odd | %s |" % text in md
+    assert "HardwareCorrupted" in render_html(fleet)
+    assert host_digest(odd)["warnings"] == [text]
+    assert "## Warnings" not in render_markdown(fleet_summary({"quiet": quiet}))
