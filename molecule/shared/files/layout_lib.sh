@@ -15,7 +15,8 @@ layout_die() { # MESSAGE: stop with the message
 
 layout_done() { # STATE_FILE: a second run prints the recorded state and does nothing (idempotent)
   if [[ -s $1 ]]; then
-    cat "$1" >&3
+    # on one line, as the first run prints it: callers take the last line of the output
+    python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$1" >&3
     exit 0
   fi
 }
