@@ -92,9 +92,16 @@ def test_same_entries_and_markers_after_the_rename(host):
     assert sorted(e["owner"]["kind"] for e in recorded["entries"]) == ["file", "file", "raw"]
     assert [e["id"] for e in relisted["entries"]] == ids  # no new entry for the same bytes
     assert all(e["state"] == "open" for e in relisted["entries"])
+    ren = step(host, "rename")
+    identity_of = dict((n, d["identity"]) for n, d in ren["devices_before"].items())
+    name_now = dict((d["identity"], n) for n, d in ren["devices_after"].items())
     for a, b in zip(recorded["entries"], relisted["entries"]):
         assert a["range"]["id"] == b["range"]["id"]
         assert a["range"].get("identity") == b["range"].get("identity")
+        # the record names the device that holds the bytes now; the history keeps the old name
+        assert b["range"]["blockdev"] == name_now[identity_of[a["range"]["blockdev"]]], (a["range"], b["range"])
+        renames = [h["details"]["renamed"] for h in b["history"] if "renamed" in (h.get("details") or {})]
+        assert renames and renames[-1]["blockdev"]["old"] == a["range"]["blockdev"]
     before, after = step(host, "recorded-state"), step(host, "relisted-state")
     for path in VICTIMS:
         marker = before["files"][path]["xattrs"][XATTR]

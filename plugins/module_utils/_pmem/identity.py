@@ -27,7 +27,7 @@ KIND_NAMESPACE = "namespace_uuid"
 KIND_PHYSICAL = "physical"
 KIND_NAME = "name"
 
-_NAME_FIELDS = ("region", "namespace", "blockdev", "partition", "dax_device")
+NAME_FIELDS = ("region", "namespace", "blockdev", "partition", "dax_device")
 
 
 def _hex(value):
@@ -84,7 +84,7 @@ def is_stable_id(range_id):
 
 def seen_as(rng, at=None):
     """The names a range had when it was seen (never used to find it again)."""
-    out = dict((k, rng.get(k)) for k in _NAME_FIELDS)
+    out = dict((k, rng.get(k)) for k in NAME_FIELDS)
     fs = rng.get("filesystem") or {}
     out["filesystem_device"] = fs.get("device")
     out["mountpoint"] = fs.get("mountpoint")

@@ -401,6 +401,16 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                     changes.append({"entry_id": eid, "change": "reopened",
                                     "reason": "listed again after verified clear"})
                 continue
+            moved = _names_moved(entry, bad_range, owner)
+            if moved:
+                # the same bytes (stable id) under the device names of now: the record says where
+                # they are today, the history keeps where they were (writes never go by name)
+                _record_range(entry, bad_range, at)
+                if owner.get("device"):
+                    entry["owner"]["device"] = owner["device"]
+                entry["history"].append(_event("resolved", at, {"renamed": moved}))
+                changes.append({"entry_id": eid, "change": "updated", "reason": "device names moved: %s" % ", ".join(
+                    "%s %s -> %s" % (k, v["old"], v["new"]) for k, v in sorted(moved.items()))})
             if new_keys:
                 entry["history"].append(_event("detected", at, {"events": new_keys, "again": True}))
                 changes.append({"entry_id": eid, "change": "updated",
@@ -413,6 +423,22 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                 changes.append({"entry_id": eid, "change": "updated",
                                 "reason": "owner changed: %s" % ", ".join(sorted(diff))})
     return new, changes
+
+
+def _names_moved(entry, bad_range, owner):
+    """``{field: {old, new}}`` of the device names an open entry with a stable id recorded that the
+    listing of now gives otherwise (empty when nothing moved or nothing can tell)."""
+    if entry.get("state") != "open" or not _identity.is_stable_id((entry.get("range") or {}).get("id")):
+        return {}
+    rng = entry.get("range") or {}
+    moved = {}
+    for key in _identity.NAME_FIELDS:
+        if bad_range.get(key) and rng.get(key) and bad_range[key] != rng[key]:
+            moved[key] = {"old": rng[key], "new": bad_range[key]}
+    device = (entry.get("owner") or {}).get("device")
+    if moved and owner.get("device") and device and owner["device"] != device:
+        moved["owner_device"] = {"old": device, "new": owner["device"]}
+    return moved
 
 
 def _record_range(entry, bad_range, at):

@@ -140,8 +140,23 @@ def test_listing_again_after_the_rename_adds_no_entry():
     assert [c["change"] for c in changes] == ["new"] * 4
     # owners seen through the renamed devices (device paths differ, fs uuids do not)
     again, changes = L.merge_detections(led, fake_owners(after), after, at=T1)
-    assert changes == []
     assert [e["id"] for e in again["entries"]] == [e["id"] for e in led["entries"]]
+    # no new entry, but each record now names the devices of now (a reader of the ledger is not
+    # sent to pmem1 for bytes that are on pmem0), and its history keeps the old names
+    assert [c["change"] for c in changes] == ["updated"] * 4
+    assert all("device names moved" in c["reason"] for c in changes)
+    by_id = dict((r["id"], r) for r in after)
+    for entry in again["entries"]:
+        now = by_id[entry["range"]["id"]]
+        assert (entry["range"]["blockdev"], entry["range"]["partition"]) == (now["blockdev"], now["partition"])
+        renamed_event = entry["history"][-1]
+        assert renamed_event["event"] == "resolved"
+        assert renamed_event["details"]["renamed"]["blockdev"]["new"] == now["blockdev"]
+        assert renamed_event["details"]["renamed"]["blockdev"]["old"] != now["blockdev"]
+        if entry["owner"]["kind"] == "raw":
+            assert entry["owner"]["device"] == "/dev/" + (now["partition"] or now["blockdev"])
+    # and listing once more changes nothing
+    assert L.merge_detections(again, fake_owners(after), after, at=T1)[1] == []
 
 
 def _legacy_ledger(bad_ranges):
