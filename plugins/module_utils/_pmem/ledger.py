@@ -273,7 +273,6 @@ def event_keys_of(entry):
     return known
 
 
-
 def new_entry(bad_range, owner, at, details=None):
     range_id = (bad_range or {}).get("id") or (owner or {}).get("range_id")
     if not range_id:
