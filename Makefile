@@ -91,21 +91,23 @@ host: venv
 
 # The kernel matrix (lab/lib.sh, lab/README.md): a run is FLAVOUR/SCENARIO, the flavour given to the
 # scenario as PMEM_LAB_FLAVOUR. On 6.1 every scenario that tests the collection (stock layout on
-# `stock`, the nfit_test-layout ones and badblocks on `nfit_test`); on 6.12 the demo story and the
-# clear scenario; on the newest kernel the demo story, the kernel-record sources with the watcher,
-# the owner layouts (GETFSMAP's free-space reporting changed in 6.11) and the three clear scenarios
-# (DAX recovery writes, offline device writes and a reboot: where the kernels differ); clear_nfit on the newest nfit_test. clear_offline and clear_reboot on 6.12
-# passed by hand (2026-12-02) and stay out of CI for its budget. lab_stock, lab_nfit and arrival_hwpoison test the lab itself (lab-selftest and
-# the sources scenario cover the same ground in CI); run them with MOLECULE_RUNS=... Sized for CI's
+# `stock`, the nfit_test-layout ones and badblocks on `nfit_test`); on 6.12 the demo story, the
+# clear scenario and a machine check's arrival; on the newest kernel the demo story, the
+# kernel-record sources with the watcher, the owner layouts (GETFSMAP's free-space reporting changed
+# in 6.11), a machine check's arrival and the three clear scenarios (DAX recovery writes, offline
+# device writes and a reboot: where the kernels differ); clear_nfit on the newest nfit_test.
+# clear_offline, clear_reboot and sources on 6.12 passed by hand (2026-12-02) and stay out of CI for
+# its budget. lab_stock, lab_nfit and arrival_hwpoison test the lab itself (lab-selftest and the
+# sources scenario cover the same ground in CI); run them with MOLECULE_RUNS=... Sized for CI's
 # 90 minutes on 2 cores with cold builds (lab/README.md, "Budget").
 MOLECULE_NFIT_SCENARIOS := clear_nfit
 MOLECULE_LAB_ONLY := lab_stock lab_nfit arrival_hwpoison
 MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS) $(MOLECULE_LAB_ONLY),$(MOLECULE_SCENARIOS))
-# arrival_mce (a machine check through the QEMU monitor) runs on 6.1 and on the newest kernel: the
-# 7.3 guest that once stopped starting SSH sessions after it passed twice on 2026-12-02 (lab/README.md).
+# arrival_mce (a machine check through the QEMU monitor) runs on every kernel: the 7.3 guest that once
+# stopped starting SSH sessions after it passed twice on 2026-12-02 (lab/README.md).
 MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
 	$(addprefix nfit_test/,$(MOLECULE_NFIT_SCENARIOS) badblocks) \
-	stock-6.12/default stock-6.12/clear \
+	stock-6.12/default stock-6.12/clear stock-6.12/arrival_mce \
 	stock-7/default stock-7/sources stock-7/owners stock-7/arrival_mce \
 	stock-7/clear stock-7/clear_offline stock-7/clear_reboot \
 	$(addprefix nfit_test-7/,$(MOLECULE_NFIT_SCENARIOS))
