@@ -41,7 +41,9 @@ inv=lab/.run/$name/inventory.yml
 }
 export ANSIBLE_HOST_KEY_CHECKING=False
 if [[ -n ${BENCH_POISONED:-} ]]; then
-  lab/ssh.sh "$name" bash -s <molecule/default/files/demo_layout.sh >"$tmp/layout.json"
+  # the layout script runs after the shared layout library (as molecule/default/prepare.yml runs it)
+  cat molecule/shared/files/layout_lib.sh molecule/default/files/demo_layout.sh |
+    lab/ssh.sh "$name" bash -s >"$tmp/layout.json"
 fi
 baseline=
 if [[ -n ${BENCH_BASELINE_REF:-} ]]; then

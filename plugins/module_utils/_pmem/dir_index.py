@@ -53,9 +53,9 @@ def walk(root, root_dev=None, max_seconds=None, error_limit=100):
             index["entries"] += len(current["inodes"])
         current["dir"] = None
 
-    def visit(entry, _is_dir, _mount_point):
+    def visit(parent, entry, _is_dir, _mount_point):
         # the walker reads one directory at a time: its entries arrive together
-        d = os.path.dirname(entry.path)
+        d = parent.path
         if d != current["dir"]:
             flush()
             current.update({"dir": d, "inodes": array.array("Q"), "names": []})

@@ -166,7 +166,7 @@ class RangeSet:
 
 
 def _same_path(path):
-    """The walker hands map_file whole paths: the name is the path."""
+    """The root is opened by its own path (no directory fd): the name is the path."""
     return path
 
 
@@ -257,12 +257,13 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
         finally:
             os.close(fd)
 
-    def visit(entry, is_dir, mount_point):
+    def visit(parent, entry, is_dir, mount_point):
+        # opened relative to the directory the walker holds open (openat): no path lookup per file
         if is_dir:
             if want_directories and not mount_point:
-                map_file(entry.path, None, _same_path, True)
+                map_file(entry.name, parent.fd, parent.join, True)
         elif entry.is_file(follow_symlinks=False):
-            map_file(entry.path, None, _same_path, False)
+            map_file(entry.name, parent.fd, parent.join, False)
 
     def stop():
         if stop_early and pending.empty():

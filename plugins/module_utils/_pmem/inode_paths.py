@@ -5,8 +5,10 @@
 
 ``walk`` stays on one filesystem (a directory whose st_dev differs is a mount point and is not
 entered), never follows a symlink, and reports unreadable directories instead of failing; entries
-that vanish during the walk are not errors. ``find_paths`` uses d_ino from readdir (os.scandir's
-DirEntry.inode(): no stat); the FIEMAP scan (fiemap.scan) walks with it too.
+that vanish during the walk are not errors. Each directory is opened once and read through its fd,
+which ``visit`` gets too: a caller opens entries relative to it (openat), not by a path looked up
+from the root per entry. ``find_paths`` uses d_ino from readdir (os.scandir's DirEntry.inode(): no
+stat); the FIEMAP scan (fiemap.scan) and the ext4 name index (dir_index.walk) walk with it too.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,15 +34,73 @@ def entry_type(entry):
     return _kind.OTHER
 
 
+class Dir(object):
+    """The directory ``walk`` is reading, handed to ``visit``: *path* (below the walk's root) and
+    *fd*, open on it for the duration of the call (open an entry relative to it:
+    ``os.open(entry.name, flags, dir_fd=parent.fd)``, no path lookup from the root per entry)."""
+
+    __slots__ = ("path", "fd", "prefix")
+
+    def __init__(self, path, fd):
+        self.path, self.fd = path, fd
+        self.prefix = path if path.endswith("/") else path + "/"
+
+    def join(self, name):
+        return self.prefix + name
+
+
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = _ROOT_FLAGS | os.O_NOFOLLOW
+# a directory on the stack that is gone, or no longer a directory, when its turn comes
+_REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
+def _read_dir(parent, is_root, root_dev, visit, on_error, stack):
+    """Visit the entries of the open directory *parent*, push its subdirectories; 1 when it was
+    read, 0 when it is not to be read (replaced by a mount point since it was listed)."""
+    try:
+        if not is_root and os.fstat(parent.fd).st_dev != root_dev:
+            return 0
+        it = os.scandir(parent.fd)
+    except OSError as e:
+        on_error(parent.path, e)
+        return 0
+    with it:
+        while True:
+            try:
+                entry = next(it)
+            except StopIteration:
+                break
+            except OSError as e:  # readdir failed midway (EIO, ...)
+                on_error(parent.path, e)
+                break
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                mount_point = is_dir and entry.stat(follow_symlinks=False).st_dev != root_dev
+                visit(parent, entry, is_dir, mount_point)
+                if is_dir and not mount_point:
+                    stack.append(parent.join(entry.name))
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    on_error(parent.join(entry.name), e)
+    return 1
+
+
 def walk(root, root_dev, visit, on_error, stop=None):
     """Depth-first over the directories under *root* on the filesystem *root_dev*.
 
-    ``visit(entry, is_dir, mount_point)`` is called for every directory entry (a ``os.DirEntry``;
-    a mount point is visited with ``mount_point`` true and not entered); ``on_error(path, OSError)`` for what cannot be read (a
-    directory or entry that vanished meanwhile is skipped silently); ``stop()`` before each
-    directory: a true value ends the walk with directories left. Returns
-    ``(stopped_by, dirs_walked)``: what ``stop()`` returned (None when the walk finished) and the
-    number of directories read. *root* itself is not visited."""
+    ``visit(parent, entry, is_dir, mount_point)`` is called for every directory entry: *parent*
+    is the ``Dir`` being read, *entry* an ``os.DirEntry`` of it (listed from the directory's fd:
+    ``entry.name`` is the name, ``parent.join(entry.name)`` the path; ``entry.path`` is NOT a
+    path). A mount point is visited with ``mount_point`` true and not entered.
+    ``on_error(path, OSError)`` for what cannot be read (a directory or entry that vanished
+    meanwhile is skipped silently); ``stop()`` before each directory: a true value ends the walk
+    with directories left. Returns ``(stopped_by, dirs_walked)``: what ``stop()`` returned (None
+    when the walk finished) and the number of directories read. *root* itself is not visited.
+
+    Each directory is opened once (by its path, O_NOFOLLOW) and read through that fd; its
+    entries are typed from d_type and only subdirectories are stat'ed (relative to the fd), to
+    find mount points."""
     stack = [root]
     walked = 0
     while stack:
@@ -49,30 +109,16 @@ def walk(root, root_dev, visit, on_error, stop=None):
             return stopped_by, walked
         d = stack.pop()
         try:
-            it = os.scandir(d)
+            # the root may be given through a symlink; below it nothing is followed
+            dfd = os.open(d, _ROOT_FLAGS if d is root else _DIR_FLAGS)
         except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR):  # vanished or replaced: not an error
+            if e.errno not in _REPLACED:  # vanished or replaced: not an error
                 on_error(d, e)
             continue
-        walked += 1
-        with it:
-            while True:
-                try:
-                    entry = next(it)
-                except StopIteration:
-                    break
-                except OSError as e:  # readdir failed midway (EIO, ...)
-                    on_error(d, e)
-                    break
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                    mount_point = is_dir and os.lstat(entry.path).st_dev != root_dev
-                    visit(entry, is_dir, mount_point)
-                    if is_dir and not mount_point:
-                        stack.append(entry.path)
-                except OSError as e:
-                    if e.errno != errno.ENOENT:
-                        on_error(entry.path, e)
+        try:
+            walked += _read_dir(Dir(d, dfd), d is root, root_dev, visit, on_error, stack)
+        finally:
+            os.close(dfd)
     return None, walked
 
 
@@ -122,10 +168,10 @@ def find_paths(root, inodes, root_dev=None, max_seconds=None, error_limit=100, n
         paths.setdefault(root_ino, []).append(root)
         types[root_ino] = _kind.DIRECTORY
 
-    def visit(entry, _is_dir, _mount_point):
+    def visit(parent, entry, _is_dir, _mount_point):
         ino = entry.inode()
         if ino in wanted:
-            paths.setdefault(ino, []).append(entry.path)
+            paths.setdefault(ino, []).append(parent.join(entry.name))
             types[ino] = entry_type(entry)
 
     def stop():

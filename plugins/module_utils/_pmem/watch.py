@@ -45,7 +45,6 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fs_events as _fs_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import PmemError
@@ -63,6 +62,14 @@ RESCAN_SECONDS = 3600
 # how often new mounts are looked for (their health monitor and fanotify mark)
 REFRESH_SECONDS = 30
 _TRIGGERS = ("Memory failure:", "Injecting memory failure", "Hardware Error", "badblocks")
+
+
+def _owners():
+    """The resolver (owners.py and its backends), loaded when the watcher needs it: pmem_badblocks
+    imports this file for ``read_state`` and ``code_version`` only, and a clean host must not pay
+    for compiling the resolver (AnsiballZ ships sources, compiled on every run)."""
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners
+    return owners
 
 
 _IMPORT_RE = re.compile(
@@ -147,7 +154,7 @@ def record_now(ledger_path=_ledger.DEFAULT_PATH, lock_timeout=60.0, gather=None,
             events = _facts.gather_events()
             events["events"] = list(events.get("events") or []) + placed
             return _facts.gather_facts(ledger_path=None, events=events)
-    resolve = resolve or (lambda ranges, facts: _owners.resolve_owners(ranges, facts=facts))
+    resolve = resolve or (lambda ranges, facts: _owners().resolve_owners(ranges, facts=facts))
     facts = gather()
     ranges = facts.get("bad_ranges") or []
     out = {"ranges": len(ranges), "changes": [], "warnings": list(facts.get("warnings") or [])}
@@ -180,7 +187,7 @@ class PushSources:
         self.open_monitor = open_monitor or _fs_events.open_health_monitor
         init, mark = fanotify or (_fs_events.open_fs_error_watch, _fs_events.watch_fs_errors)
         self.fan_init, self.fan_mark = init, mark
-        self.mounts = mounts or (lambda: _owners.read_mountinfo(self.proc_root))
+        self.mounts = mounts or (lambda: _owners().read_mountinfo(self.proc_root))
         self.log = log or (lambda msg: None)
         self.monitors = {}    # fd -> {"dev", "mountpoint"}
         self.fan_fd = None
@@ -204,7 +211,7 @@ class PushSources:
 
     def refresh(self):
         """Open what new mounts offer; forget monitors of filesystems that went away."""
-        by_dev = _owners.mounts_by_dev(self.mounts())
+        by_dev = _owners().mounts_by_dev(self.mounts())
         for dev_t, ms in sorted(by_dev.items()):
             m = ms[0]
             dev = "%d:%d" % dev_t

@@ -48,14 +48,14 @@ def test_a_deadline_cuts_the_walk_and_says_so(tmp_path):
 
 def test_an_unreadable_directory_is_an_error_not_a_failure(tmp_path, monkeypatch):
     ino = _tree(tmp_path)
-    real = os.scandir
+    real = os.open
     bad = str(tmp_path / "a")
 
-    def scandir(path):
+    def opener(path, flags, *a, **kw):
         if path == bad:
             raise PermissionError(13, "Permission denied", path)
-        return real(path)
-    monkeypatch.setattr(os, "scandir", scandir)
+        return real(path, flags, *a, **kw)
+    monkeypatch.setattr(os, "open", opener)
     index = D.walk(str(tmp_path))
     assert not index["complete"] and index["errors"][0]["path"] == bad
     assert D.paths_of(index, [ino["a/h"], ino["s"]]) == {ino["s"]: [str(tmp_path / "s")]}

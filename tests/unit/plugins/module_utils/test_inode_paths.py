@@ -49,17 +49,53 @@ def test_permission_denied_is_reported(tmp_path):
 
 def test_vanished_directory_is_not_an_error(tmp_path, monkeypatch):
     (tmp_path / "gone").mkdir()
-    real = os.scandir
+    real = os.open
 
-    def flaky(path):
-        if path.endswith("gone"):
+    def flaky(path, flags, *a, **kw):  # removed between being listed and being opened
+        if str(path).endswith("gone"):
             raise FileNotFoundError(2, "No such file or directory")
-        return real(path)
+        return real(path, flags, *a, **kw)
 
-    monkeypatch.setattr(M.os, "scandir", flaky)
+    monkeypatch.setattr(M.os, "open", flaky)
     res = M.find_paths(str(tmp_path), [12345])
     assert res["errors_count"] == 0 and res["paths"] == {}
 
 
 def test_empty_wanted():
     assert M.find_paths("/nonexistent", [])["paths"] == {}
+
+
+def _walk_names(root, on_visit=None):
+    seen, errors = [], []
+
+    def visit(parent, entry, is_dir, mount_point):
+        seen.append(parent.join(entry.name))
+        if on_visit:
+            on_visit(parent, entry)
+
+    M.walk(root, os.stat(root).st_dev, visit, lambda p, e: errors.append((p, e)))
+    return sorted(seen), errors
+
+
+def test_a_directory_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "inner").write_text("x")
+    outside.mkdir()
+    (outside / "secret").write_text("y")
+
+    def swap(parent, entry):  # after "d" is listed, before the walker reads it
+        if entry.name == "d":
+            os.rename(str(root / "d"), str(tmp_path / "moved"))
+            os.symlink(str(outside), str(root / "d"))
+
+    seen, errors = _walk_names(str(root), swap)
+    assert seen == [str(root / "d")] and errors == []  # nothing of "outside", no error
+
+
+def test_the_root_given_through_a_symlink_is_walked_with_real_paths_below_it(tmp_path):
+    (tmp_path / "real" / "d").mkdir(parents=True)
+    (tmp_path / "real" / "d" / "f").write_text("x")
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "link"))
+    seen, errors = _walk_names(str(tmp_path / "link") + "/")
+    assert seen == [str(tmp_path / "link" / "d"), str(tmp_path / "link" / "d" / "f")] and errors == []

@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -27,6 +29,18 @@ def test_the_watcher_ships_every_module_it_imports():
         assert needed in mods, mods
     # everything it names exists, so the installed copy imports
     assert all(watch.sources()[m + ".py"] for m in mods)
+
+
+def test_a_clean_hosts_scan_does_not_load_the_resolver():
+    # pmem_badblocks reads the watcher's state through watch.py; the resolver (owners and its
+    # backends) is compiled from source on every module run and is loaded only to resolve
+    code = ("import sys; import ansible_collections.pmem.poison.plugins.modules.pmem_badblocks; "
+            "print(sorted(m.rsplit('.', 1)[-1] for m in sys.modules if '._pmem.owners' in m))")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True,
+                         check=True, env=os.environ).stdout
+    assert out.strip() == "[]"
+    # and the watcher itself still resolves (its passes load it)
+    assert watch._owners().resolve_owners
 
 
 def test_install_is_idempotent_and_notices_a_changed_file(tmp_path):
