@@ -174,6 +174,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "blockdevs": blockdevs,
         "dax": dax,
         "mounts": mounts,
+        "cxl": _cxl_summary(topology.get("cxl")),
         "bad_ranges": list(bad_ranges),
         "handled_records": handled,
         "capabilities": caps,
@@ -270,6 +271,13 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
         warnings.append(ledger_warning)
     return build_facts(topo, bad, entries, devices=devices, ledger_error=ledger_error, extra_warnings=warnings,
                        events=events, closed_event_keys=closed_keys)
+
+
+def _cxl_summary(state):
+    """The CXL memory devices and regions (cxl.py) for RV(ansible_facts.pmem.cxl)."""
+    state = state or {}
+    return {"memdevs": dict(state.get("memdevs") or {}), "regions": dict(state.get("regions") or {}),
+            "poison_records": len(state.get("poison") or [])}
 
 
 def _event_summary(events):

@@ -66,6 +66,8 @@ BAD_RANGE = dict(
     identity=dict(type="dict"),
     # kernel-log and rasdaemon records inside the range (kernel_events.py)
     events=dict(type="list", elements="dict"),
+    # CXL poison-list records inside the range (cxl.py)
+    cxl=dict(type="list", elements="dict"),
 )
 
 PROCESS = dict(
