@@ -250,6 +250,7 @@ options:
             - auto
             - device_write
             - ndctl
+            - cxl
             - none
           raw:
             description: Raw namespace data (device-level clear, only once the loss is accepted).
