@@ -241,3 +241,160 @@ def test_cxl_is_a_list_source(source):
     # a listed range is never taken for a kernel-log record that a closed entry handled
     assert source in ranges.SOURCE_ORDER
     assert "cxl" in ranges.LIST_SOURCES
+
+
+# -- plan: which ranges get the CXL clear ------------------------------------------------------
+
+def _plan(sources, policy):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as P
+    rng = {"id": "ns-u@0x1000000+0x80", "region": "region2", "namespace": "namespace2.0", "blockdev": None,
+           "dax_device": "dax2.0", "length": 0x80, "area": "data", "absolute": 0x111000000, "sources": sources,
+           "filesystem": None}
+    owner = {"kind": "devdax", "range_id": rng["id"], "device": "/dev/dax2.0"}
+    res = [{"range_id": rng["id"], "owners": [owner], "error": None}]
+    return P.plan_actions({"bad_ranges": [rng]}, res, L.empty_ledger("h"), policy, {"devices": {}})
+
+
+def test_plan_auto_clears_a_cxl_listed_devdax_range_only_with_the_window_and_accepted_loss():
+    accepted = {"accepted_loss": ["/dev/dax2.0"], "offline_window_allowed": True}
+    acts = _plan(["cxl"], accepted)
+    assert [a["action"] for a in acts][-2:] == ["accept_loss", "cxl_clear"]
+    assert acts[-1]["method"] == "cxl" and acts[-1]["namespace"] == "namespace2.0"
+    # no offline-window consent: nothing is cleared, the plan says what is missing
+    acts = _plan(["cxl"], {"accepted_loss": ["/dev/dax2.0"]})
+    assert acts[-1]["action"] == "offline_required" and acts[-1]["method"] == "cxl"
+    # the data is not accepted as lost: recorded only
+    assert _plan(["cxl"], {"offline_window_allowed": True})[-1]["action"] == "record"
+
+
+def test_plan_method_cxl_on_a_range_no_cxl_list_holds_is_refused():
+    acts = _plan(["region"], {"accepted_loss": ["/dev/dax2.0"], "offline_window_allowed": True,
+                              "method": {"devdax": "cxl"}})
+    assert acts[-1]["action"] == "refuse" and "CXL" in acts[-1]["reason"]
+
+
+# -- the guard: the units it would clear, and its refusals ---------------------------------------
+
+def _entry(absolute=0x111000000, length=0x80, kind="devdax"):
+    return {"id": "e1", "range": {"id": "ns-u@0x1000000+0x80", "namespace": "namespace2.0", "dax_device": "dax2.0",
+                                  "absolute": absolute, "length": length, "sources": ["cxl"]},
+            "owner": {"kind": kind, "device": "/dev/dax2.0"}, "state": "closed",
+            "closure": {"how": "accepted_lost", "by": "t", "at": "t"}, "history": []}
+
+
+def _rec(hpa, length, dpa=None, memdev="mem0"):
+    return {"memdev": memdev, "hpa": hpa, "dpa": hpa - HPA_BASE if dpa is None else dpa, "length": length,
+            "region": "region2", "source": "Injected"}
+
+
+def _debugfs(tmp_path, *memdevs):
+    root = tmp_path / "debug"
+    for mem in memdevs:
+        (root / "cxl" / mem).mkdir(parents=True, exist_ok=True)
+        (root / "cxl" / mem / "clear_poison").write_text("")
+    return str(root)
+
+
+def test_units_are_only_those_inside_the_recorded_range(tmp_path):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
+    lo = 0x111000000
+    poison = [_rec(lo - 0x40, 0x80),        # straddles the start: only its second unit is ours
+              _rec(lo + 0x40, 0x40),        # inside
+              _rec(lo + 0x80, 0x40),        # just after the range: not ours
+              _rec(lo + 0x1000, 0x40, memdev="mem1")]
+    units = G.cxl_units(_entry(), {"cxl": {"poison": poison}}, _debugfs(tmp_path, "mem0", "mem1"))
+    assert units == [("mem0", 0x1000000), ("mem0", 0x1000040)]
+
+
+def test_units_refusals_name_the_device_and_the_next_step(tmp_path):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
+    topo = {"cxl": {"poison": [_rec(0x111000000, 0x40)]}}
+    with pytest.raises(G.DeviceCannotClear, match="no host physical address") as e:
+        G.cxl_units(_entry(absolute=None), topo, _debugfs(tmp_path, "mem0"))
+    assert "root" in e.value.next_step
+    with pytest.raises(G.DeviceCannotClear, match="mem0 has no .*clear_poison") as e:
+        G.cxl_units(_entry(), topo, str(tmp_path / "nodebugfs"))
+    assert "debugfs" in e.value.next_step
+    with pytest.raises(G.AlreadyDone):
+        G.cxl_units(_entry(), {"cxl": {"poison": [_rec(0x112000000, 0x40)]}}, _debugfs(tmp_path, "mem0"))
+
+
+class FakeCxlProvider(object):
+    """The lists as the guest shows them: devdax namespace2.0 on region2, the device's poison list.
+    A Clear Poison written to debugfs takes the unit off the list (``honours=False``: a device that
+    accepts the command and keeps the poison)."""
+
+    def __init__(self, debugfs, poison, honours=True):
+        self.debugfs, self.poison, self.honours = debugfs, list(poison), honours
+        self.cleared = []
+
+    def topology(self):
+        topo = _topology(self.poison)
+        return topo
+
+    def invalidate(self):
+        path = os.path.join(self.debugfs, "cxl", "mem0", "clear_poison")
+        text = open(path).read().strip()
+        if text:
+            dpa = int(text, 16)
+            self.cleared.append(dpa)
+            if self.honours:
+                self.poison = [r for r in self.poison if r["dpa"] != dpa]
+            open(path, "w").close()
+
+    def notify_written(self, *a):
+        self.invalidate()
+
+    def listed_range(self, rng):
+        from ansible_collections.pmem.poison.plugins.module_utils._pmem import listing
+        self.invalidate()
+        return [listing.summary(r) for r in ranges.gather_bad_ranges(self.topology())
+                if listing.range_matches(rng, r)]
+
+
+def _execute(tmp_path, provider, window=True):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing as C
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import guard as G
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+    entry = _entry(absolute=0x113000000, length=0x40)
+    entry["range"]["id"] = "ns-u@0x3000000+0x40"
+    entry["history"] = [{"event": "detected", "at": "t"}]
+    path = str(tmp_path / "l" / "ledger.json")
+    led = L.empty_ledger("h")
+    led["entries"].append(entry)
+    L.save(path, led)
+    ctx = G.WriteContext(provider, consent={"offline_window": window}, debugfs_root=provider.debugfs)
+    with L.LedgerStore(path) as store:
+        res = C.execute(store, {"action": "cxl_clear", "entry_id": "e1", "range_id": entry["range"]["id"]}, ctx=ctx)
+    return res, L.load(path)["entries"][0]
+
+
+def test_execute_clears_by_dpa_verifies_in_the_poison_list_and_closes(tmp_path):
+    records = cxl.list_records(cxl.parse_poison_trace(TRACE))
+    provider = FakeCxlProvider(_debugfs(tmp_path, "mem0"), cxl.place_records(records, {"region2": {"resource": HPA_BASE}}))
+    res, saved = _execute(tmp_path, provider)
+    assert res["status"] == "cleared", res
+    assert provider.cleared == [0x3000000]          # only the unit of this range
+    assert sorted(r["dpa"] for r in provider.poison) == [0x1000000, 0x1000040]
+    assert res["details"]["units"] == [{"memdev": "mem0", "dpa": 0x3000000, "length": 64}]
+    assert [h["event"] for h in saved["history"]][-2:] == ["clear_planned", "cleared"]
+    assert saved["history"][-2]["details"]["method"] == "cxl"   # planned (fsynced) before the write
+
+
+def test_execute_a_device_that_keeps_the_poison_is_a_recorded_failure(tmp_path):
+    records = cxl.list_records(cxl.parse_poison_trace(TRACE))
+    provider = FakeCxlProvider(_debugfs(tmp_path, "mem0"), cxl.place_records(records, {"region2": {"resource": HPA_BASE}}),
+                               honours=False)
+    res, saved = _execute(tmp_path, provider)
+    assert res["status"] == "failed" and "still listed after cxl" in res["error"] and "cxl list" in res["error"]
+    # the loss stays accepted; the ledger says the clear failed (the next run tries again)
+    assert [h["event"] for h in saved["history"]][-2:] == ["clear_planned", "clear_failed"]
+
+
+def test_execute_without_the_offline_window_writes_nothing(tmp_path):
+    records = cxl.list_records(cxl.parse_poison_trace(TRACE))
+    provider = FakeCxlProvider(_debugfs(tmp_path, "mem0"), cxl.place_records(records, {"region2": {"resource": HPA_BASE}}))
+    res, saved = _execute(tmp_path, provider, window=False)
+    assert res["status"] == "failed" and "offline-window" in res["error"]
+    assert provider.cleared == [] and len(provider.poison) == 3
