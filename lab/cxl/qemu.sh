@@ -80,16 +80,22 @@ pkgs=$(apt-get "${apt_opts[@]}" -s --no-install-recommends install "qemu-system-
   sed -n 's/^Inst \([^ ]*\) .*/\1/p')
 [[ -n $pkgs ]] || die "apt-get -s install qemu-system-x86=$version listed nothing"
 log "qemu-system-x86 $version: unpacking $(echo "$pkgs" | wc -w) packages: $(echo "$pkgs" | paste -sd' ')"
+dl="$dest.tmp.debs"
+rm -rf "$dl"
+mkdir -p "$dl"
 # shellcheck disable=SC2086 # a list of package names
-(cd "$apt_dir/archives" && apt-get -q "${apt_opts[@]}" download $pkgs >"$apt_dir/download.log" 2>&1) || {
+(cd "$dl" && apt-get -q "${apt_opts[@]}" download $pkgs >"$apt_dir/download.log" 2>&1) || {
   tail -n 20 "$apt_dir/download.log" >&2
   die "apt-get download failed (log: $apt_dir/download.log)"
 }
-for p in $pkgs; do
-  deb=$(ls -t "$apt_dir/archives/${p}_"*.deb 2>/dev/null | head -n1)
-  [[ -f $deb ]] || die "downloaded no .deb for $p"
+n=0
+for deb in "$dl"/*.deb; do
+  [[ -f $deb ]] || continue
   dpkg-deb -x "$deb" "$dest.tmp"
+  n=$((n + 1))
 done
+(( n == $(echo "$pkgs" | wc -w) )) || die "downloaded $n of the $(echo "$pkgs" | wc -w) packages (log: $apt_dir/download.log)"
+rm -rf "$dl"
 # The host's libraries must do (the backports build is for this suite); its firmware (SeaBIOS,
 # option ROMs) comes from its own tree (lab_qemu_argv passes -L).
 missing=$(ldd "$dest.tmp/usr/bin/qemu-system-x86_64" | grep 'not found' || true)
@@ -98,7 +104,7 @@ missing=$(ldd "$dest.tmp/usr/bin/qemu-system-x86_64" | grep 'not found' || true)
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 touch "$dest/.complete"
-# up.sh starts the QEMU the last build resolved, without asking the archive (lab_cxl_qemu).
+# up.sh starts the QEMU the last build resolved, without asking the archive (lab_cxl_qemu_root in lib.sh).
 printf '%s\n' "$bin" >"$top/current.tmp" && mv "$top/current.tmp" "$top/current"
 log "unpacked $dest"
 echo "$bin"
