@@ -15,6 +15,11 @@ description:
   - Reads the nvdimm topology (buses, regions, namespaces, block devices and their partitions, device-dax
     devices and the mounts on them) from sysfs and C(/proc/self/mountinfo), and the bad-block lists of every
     region and block device, plus C(ndctl list -M) where ndctl is present.
+  - On a host with CXL memory devices (Linux 6.4+), as root, it also reads each device's poison list the way
+    C(cxl list -L) does - writes V(1) to C(/sys/bus/cxl/devices/memX/trigger_poison_list) and collects the
+    C(cxl_poison) trace events in a private tracefs instance, removed afterwards. That asks the device for its
+    list and changes nothing on it (also in check mode). Without root, or without tracefs, it says so in
+    RV(ansible_facts.pmem.warnings) or RV(ansible_facts.pmem.errors).
   - Reports from all lists are merged and de-duplicated; each bad range is expressed in every coordinate that
     applies (absolute, region, namespace, block device, partition, filesystem) and says whether it lies in the
     data area, in the info-block/memmap reserve, outside every partition or outside every namespace.
