@@ -398,3 +398,18 @@ def test_execute_without_the_offline_window_writes_nothing(tmp_path):
     res, saved = _execute(tmp_path, provider, window=False)
     assert res["status"] == "failed" and "offline-window" in res["error"]
     assert provider.cleared == [] and len(provider.poison) == 3
+
+
+def test_topology_carries_the_cxl_devices_and_says_why_a_list_was_not_read(tmp_path):
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as F
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as T
+    sysfs = _sysfs(tmp_path)
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "mountinfo").write_text("")
+    (tmp_path / "dev").mkdir()
+    roots = {"sysfs_root": sysfs, "proc_root": str(tmp_path / "proc"), "dev_root": str(tmp_path / "dev")}
+    topo = T.gather_topology(as_root=False, **roots)
+    assert sorted(topo["cxl"]["memdevs"]) == ["mem0"] and topo["cxl"]["poison"] == []
+    assert any("poison lists of CXL memory devices mem0 were not read" in w for w in topo["warnings"])
+    facts = F.build_facts(topo, [], [])
+    assert facts["cxl"]["regions"]["region2"]["resource"] == HPA_BASE and facts["cxl"]["poison_records"] == 0
