@@ -102,7 +102,9 @@ host: venv
 # 90 minutes on 2 cores with cold builds (lab/README.md, "Budget").
 MOLECULE_NFIT_SCENARIOS := clear_nfit
 MOLECULE_LAB_ONLY := lab_stock lab_nfit arrival_hwpoison
-MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS) $(MOLECULE_LAB_ONLY),$(MOLECULE_SCENARIOS))
+# cxl: the CXL layout only (QEMU cxl-type3, cold boot: lab/README.md, "CXL")
+MOLECULE_CXL_SCENARIOS := cxl
+MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS) $(MOLECULE_LAB_ONLY) $(MOLECULE_CXL_SCENARIOS),$(MOLECULE_SCENARIOS))
 # arrival_mce (a machine check through the QEMU monitor) runs on every kernel: the 7.3 guest that once
 # stopped starting SSH sessions after it passed twice on 2026-12-02 (lab/README.md).
 MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
@@ -110,7 +112,8 @@ MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
 	stock-6.12/default stock-6.12/clear stock-6.12/arrival_mce \
 	stock-7/default stock-7/sources stock-7/owners stock-7/arrival_mce \
 	stock-7/clear stock-7/clear_offline stock-7/clear_reboot \
-	$(addprefix nfit_test-7/,$(MOLECULE_NFIT_SCENARIOS))
+	$(addprefix nfit_test-7/,$(MOLECULE_NFIT_SCENARIOS)) \
+	$(addprefix cxl-7/,$(MOLECULE_CXL_SCENARIOS))
 # Runs expected to fail, each with the defect that makes it fail (the collection's, not the lab's).
 # A listed run that passes is reported (and fails the target) so the list cannot go stale.
 MOLECULE_XFAIL ?=
@@ -124,7 +127,7 @@ molecule: venv
 
 # Every lab flavour, built once and then taken from the cache (seconds).
 lab-build-all:
-	for f in $(LAB_FLAVOURS); do start=$$(date +%s); $(LAB_DIR)/build.sh "$$f"; \
+	for f in $(LAB_FLAVOURS) $(LAB_CXL_FLAVOURS); do start=$$(date +%s); $(LAB_DIR)/build.sh "$$f"; \
 	  echo "==> lab-build $$f: $$(( $$(date +%s) - start )) s"; done
 
 test: deps venv sanity units lint host test-awx lab-cold-check lab-build-all molecule lab-selftest

@@ -1,5 +1,5 @@
 # pmem.poison lab targets. Include from the top Makefile: `include lab/lab.mk`.
-#   make lab-build    [FLAVOUR=stock|stock-6.12|stock-7|nfit_test|nfit_test-7]  build (or reuse)
+#   make lab-build    [FLAVOUR=stock|stock-6.12|stock-7|nfit_test|nfit_test-7|cxl-7]  build (or reuse)
 #   make lab-up       [FLAVOUR=...] [LAB_NAME=...] start an instance from the snapshot
 #   make lab-ssh      [LAB_NAME=...] [CMD='...']   ssh into it (or run CMD)
 #   make lab-down     [LAB_NAME=...]               stop it (its own QEMU PID only)
@@ -12,6 +12,9 @@ endif
 FLAVOUR ?= stock
 LAB_NAME ?= $(FLAVOUR)
 LAB_FLAVOURS ?= stock stock-6.12 stock-7 nfit_test nfit_test-7
+# Built by lab-build-all, tested by molecule/cxl; not in lab-selftest (guest/selftest-guest.sh knows
+# the stock and nfit_test layouts only).
+LAB_CXL_FLAVOURS ?= cxl-7
 CMD ?=
 
 .PHONY: lab-build lab-up lab-ssh lab-down lab-selftest lab-cold-check

@@ -22,8 +22,10 @@ lab_die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 # The flavours: <layout>[-<kernel>]. The layout is the device set (stock: two e820 devices + a QEMU
 # NVDIMM with fsdax and devdax namespaces; nfit_test: two e820 devices + the kernel's emulated NFIT
 # bus); the suffix names the kernel track (none: bookworm 6.1; 6.12: trixie; 7: the newest kernel
-# Debian ships, trixie-backports today). Names are matched whole, never by prefix.
-LAB_FLAVOURS=(stock stock-6.12 stock-7 nfit_test nfit_test-7)
+# Debian ships, trixie-backports today; cxl: two e820 devices + a QEMU CXL type-3 persistent memory
+# device behind a CXL host bridge, run by a newer QEMU than the host's, lab/cxl/). Names are matched
+# whole, never by prefix.
+LAB_FLAVOURS=(stock stock-6.12 stock-7 nfit_test nfit_test-7 cxl-7)
 
 lab_check_flavour() {
   local f
@@ -34,7 +36,8 @@ lab_check_flavour() {
 }
 
 # lab_flavour_track FLAVOUR: what a flavour is made of, as globals.
-#   LAB_LAYOUT            stock (e820 + QEMU NVDIMM) or nfit_test (e820 + the emulated NFIT bus)
+#   LAB_LAYOUT            stock (e820 + QEMU NVDIMM), nfit_test (e820 + the emulated NFIT bus) or
+#                         cxl (e820 + a QEMU CXL type-3 device, QEMU from lab/cxl/qemu.sh)
 #   SUITE                 the guest's userspace suite (debootstrap)
 #   LAB_KERNEL_SUITES     suites the kernel packages may come from (comma-separated)
 #   LAB_KERNEL_SERIES     6.1, 6.12, ... or newest
@@ -55,7 +58,7 @@ lab_flavour_track() {
       LAB_KERNEL_SUITES=trixie,trixie-updates,trixie-security
       LAB_KERNEL_SERIES=6.12
       ;;
-    stock-7 | nfit_test-7)
+    stock-7 | nfit_test-7 | cxl-7)
       SUITE=trixie
       LAB_KERNEL_SUITES=trixie-backports
       LAB_KERNEL_SERIES=newest
@@ -78,6 +81,11 @@ lab_resolve() {
     --cache "$PMEM_LAB_CACHE/index" 2> >(while IFS= read -r l; do lab_log "$flavour: $l"; done)) ||
     lab_die "$flavour: cannot resolve the kernel packages from the archive (see above)"
   eval "$out"
+  # The cxl layout's QEMU is resolved from the archive too (the host's backports suite).
+  if [[ $LAB_LAYOUT == cxl ]]; then
+    "$LAB_DIR/cxl/qemu.sh" >/dev/null 2> >(while IFS= read -r l; do lab_log "$flavour: $l"; done) ||
+      lab_die "$flavour: cannot get a QEMU with CXL poison emulation (lab/cxl/qemu.sh)"
+  fi
   LAB_RESOLVED=$(printf 'suite=%s\nkernel_suites=%s\nbackports=%s\n%s\n' "$SUITE" "$LAB_KERNEL_SUITES" "$LAB_BACKPORTS" "$out")
   printf '%s\n' "$LAB_RESOLVED" >"$PMEM_LAB_CACHE/resolved/$flavour.env.tmp"
   mv "$PMEM_LAB_CACHE/resolved/$flavour.env.tmp" "$PMEM_LAB_CACHE/resolved/$flavour.env"
@@ -109,7 +117,7 @@ lab_key() {
     printf 'flavour=%s\n%s\n' "$flavour" "$LAB_RESOLVED"
     printf 'qemu: %s\n' "${LAB_QEMU_ARGV[*]}"
     # TCG's `-cpu max` is whatever this QEMU implements: another QEMU may not load the snapshot.
-    qemu-system-x86_64 --version 2>/dev/null | head -n1
+    "$(lab_qemu_bin "$flavour")" --version 2>/dev/null | head -n1
     while IFS= read -r f; do
       printf '%s\n' "${f#"$LAB_DIR"/}"
       sha256sum <"$f"
@@ -184,14 +192,32 @@ lab_free_port() {
 # nfit_test layout: e820 pmem only. nfit_test hands out fake physical addresses from a pool at 4-8 GiB,
 # which is exactly where QEMU maps the NVDIMM (device memory starts at 4 GiB with 2 GiB of RAM):
 # both at once make the NVDIMM's namespaces fail to enable, so that flavour has no QEMU NVDIMM.
+# cxl layout: q35 with CXL on, a CXL host bridge (pxb-cxl), one root port and a CXL type-3 device
+# with 256 MiB of persistent memory and a label area, and a 4 GiB fixed memory window (CFMWS) that
+# targets the host bridge: the kernel's cxl_acpi finds root decoder decoder0.0 there, a pmem region
+# is created in the guest (molecule/cxl prepare). Its backends are RAM (saved in the snapshot).
+# This needs QEMU >= 8.1 (poison list, Inject/Clear Poison mailbox commands): lab/cxl/qemu.sh
+# unpacks one; its firmware directory goes first (-L). In the key the QEMU root is a placeholder.
 lab_qemu_argv() {
-  local flavour=$1 art=$2 disk=$3 nvdimm=$4 port=$5 monitor=$6 serial=$7 pidfile=$8
+  local flavour=$1 art=$2 disk=$3 nvdimm=$4 port=$5 monitor=$6 serial=$7 pidfile=$8 qroot
   lab_flavour_track "$flavour"
-  LAB_QEMU_ARGV=(
-    qemu-system-x86_64
+  local cpu=max,vendor=GenuineIntel
+  # cxl: no hypervisor CPUID bit. Linux creates a CXL region only if it can invalidate CPU caches
+  # by address range (cpu_cache_has_invalidate_memregion), which x86 denies under any hypervisor:
+  # with the bit, `cxl create-region` fails ("Failed to synchronize CPU cache state", a WARNING and
+  # "failed to commit decode: No such device or address").
+  [[ $LAB_LAYOUT == cxl ]] && cpu+=,hypervisor=off
+  LAB_QEMU_ARGV=(qemu-system-x86_64)
+  if [[ $LAB_LAYOUT == cxl ]]; then
+    # Its own loadable modules too: the host's (another build) are refused with a warning each.
+    if [[ $art == ART ]]; then qroot=QEMU; else qroot=$(lab_cxl_qemu_root); fi
+    LAB_QEMU_ARGV=(env "QEMU_MODULE_DIR=$qroot/usr/lib/x86_64-linux-gnu/qemu" "$qroot/usr/bin/qemu-system-x86_64"
+      -L "$qroot/usr/share/qemu" -L "$qroot/usr/share/seabios")
+  fi
+  LAB_QEMU_ARGV+=(
     -name "pmem-lab-$flavour"
     -accel tcg,thread=multi
-    -cpu max,vendor=GenuineIntel
+    -cpu "$cpu"
     -smp 2
   )
   if [[ $LAB_LAYOUT == stock ]]; then
@@ -201,6 +227,8 @@ lab_qemu_argv() {
       -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=1G"
       -device nvdimm,id=nv1,memdev=mem1,label-size=128K
     )
+  elif [[ $LAB_LAYOUT == cxl ]]; then
+    LAB_QEMU_ARGV+=(-machine q35,cxl=on -m 2G)
   else
     LAB_QEMU_ARGV+=(-machine pc -m 2G)
   fi
@@ -208,9 +236,24 @@ lab_qemu_argv() {
     -kernel "$art/vmlinuz"
     -initrd "$art/initrd.img"
     -append "$LAB_KERNEL_APPEND"
-    -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap"
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22"
-    -device virtio-net-pci,netdev=n0
+  )
+  if [[ $LAB_LAYOUT == cxl ]]; then
+    # On the root bus by name: QEMU would put a bus-less PCI device on the CXL host bridge's bus,
+    # which takes only the root port.
+    LAB_QEMU_ARGV+=(
+      -drive "file=$disk,if=none,id=vda,format=qcow2,cache=unsafe,discard=unmap"
+      -device virtio-blk-pci,drive=vda,bus=pcie.0
+      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22"
+      -device virtio-net-pci,netdev=n0,bus=pcie.0
+    )
+  else
+    LAB_QEMU_ARGV+=(
+      -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap"
+      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22"
+      -device virtio-net-pci,netdev=n0
+    )
+  fi
+  LAB_QEMU_ARGV+=(
     -display none
     -vga none
     -serial "file:$serial"
@@ -218,6 +261,37 @@ lab_qemu_argv() {
     -pidfile "$pidfile"
     -daemonize
   )
+  if [[ $LAB_LAYOUT == cxl ]]; then
+    LAB_QEMU_ARGV+=(
+      -object memory-backend-ram,id=cxl-mem0,share=on,size=256M
+      -object memory-backend-ram,id=cxl-lsa0,share=on,size=1M
+      -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1
+      -device cxl-rp,port=0,bus=cxl.1,id=cxl-rp0,chassis=0,slot=2
+      -device cxl-type3,bus=cxl-rp0,persistent-memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=0x1
+      -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G
+    )
+  fi
+}
+
+# lab_cxl_qemu_root: the directory lab/cxl/qemu.sh unpacked the cxl layout's QEMU into (the one
+# the last build resolved; unpacked now if there is none yet).
+lab_cxl_qemu_root() {
+  local bin
+  bin=$(cat "$PMEM_LAB_CACHE/qemu-cxl/current" 2>/dev/null || true)
+  if [[ ! -x $bin ]]; then
+    bin=$("$LAB_DIR/cxl/qemu.sh" | tail -n1) || lab_die "cannot get a QEMU with CXL poison emulation (lab/cxl/qemu.sh)"
+  fi
+  printf '%s\n' "${bin%/usr/bin/qemu-system-x86_64}"
+}
+
+# lab_qemu_bin FLAVOUR: the QEMU binary a flavour runs (its version is part of the cache key).
+lab_qemu_bin() {
+  lab_flavour_track "$1"
+  if [[ $LAB_LAYOUT == cxl ]]; then
+    printf '%s/usr/bin/qemu-system-x86_64\n' "$(lab_cxl_qemu_root)"
+  else
+    echo qemu-system-x86_64
+  fi
 }
 
 # lab_ssh_argv PORT: fills LAB_SSH_ARGV (without the command).

@@ -108,6 +108,11 @@ options:
           RV(pmem.poison.pmem_badblocks#module:ansible_facts.pmem.bad_ranges) gives them.
         type: list
         elements: dict
+      cxl:
+        description: CXL poison-list records inside the range (memory device, DPA, HPA, error source), as
+          RV(pmem.poison.pmem_badblocks#module:ansible_facts.pmem.bad_ranges) gives them.
+        type: list
+        elements: dict
 """
 
     RESULTS = r"""
@@ -245,6 +250,7 @@ options:
             - auto
             - device_write
             - ndctl
+            - cxl
             - none
           raw:
             description: Raw namespace data (device-level clear, only once the loss is accepted).

@@ -15,6 +15,11 @@ description:
   - Reads the nvdimm topology (buses, regions, namespaces, block devices and their partitions, device-dax
     devices and the mounts on them) from sysfs and C(/proc/self/mountinfo), and the bad-block lists of every
     region and block device, plus C(ndctl list -M) where ndctl is present.
+  - On a host with CXL memory devices (Linux 6.4+), as root, it also reads each device's poison list the way
+    C(cxl list -L) does - writes V(1) to C(/sys/bus/cxl/devices/memX/trigger_poison_list) and collects the
+    C(cxl_poison) trace events in a private tracefs instance, removed afterwards. That asks the device for its
+    list and changes nothing on it (also in check mode). Without root, or without tracefs, it says so in
+    RV(ansible_facts.pmem.warnings) or RV(ansible_facts.pmem.errors).
   - Reports from all lists are merged and de-duplicated; each bad range is expressed in every coordinate that
     applies (absolute, region, namespace, block device, partition, filesystem) and says whether it lies in the
     data area, in the info-block/memmap reserve, outside every partition or outside every namespace.
@@ -254,6 +259,13 @@ ansible_facts:
             V(dax) (mounted with DAX) and V(ro).
           type: list
           elements: dict
+        cxl:
+          description: CXL memory devices and regions (empty on a host without CXL memory devices) - V(memdevs)
+            keyed by name (V(mem0)), each with V(serial), V(host) (PCI address), V(pmem_size), V(ram_size) and
+            V(can_list) (the kernel offers C(trigger_poison_list)); V(regions) keyed by CXL region name, each with
+            V(mode), V(resource) (HPA base), V(size) and V(uuid); V(poison_records) (how many poison-list records
+            were read; their ranges are in RV(ansible_facts.pmem.bad_ranges) with source V(cxl)).
+          type: dict
         bad_ranges:
           description: Every known bad range, merged across sources and split at namespace, data-area and partition
             boundaries. Offsets and lengths are bytes.
@@ -291,12 +303,24 @@ ansible_facts:
               description: Bytes.
               type: int
             sources:
-              description: What reported it. The badblocks lists V(region), V(blockdev), V(ndctl); records no list
+              description: What reported it. The badblocks lists V(region), V(blockdev), V(ndctl); V(cxl) (a CXL
+                memory device's poison list, Linux 6.4+, read as root through C(trigger_poison_list) and the
+                C(cxl_poison) trace event; details in RV(ansible_facts.pmem.bad_ranges[].cxl)); records no list
                 holds V(mce) (a machine check with an address in the kernel log), V(memory_failure) (a
                 C(Memory failure) line of the kernel log, one page), V(rasdaemon) (its database). See
                 O(kernel_events).
               type: list
               elements: str
+            cxl:
+              description: The CXL poison records inside the range (empty for other ranges), each with V(memdev)
+                (C(mem0)), V(serial) and V(host) (the device's serial number and PCI address), V(dpa) and V(length)
+                (device physical address and bytes, 64-byte units), V(source) (the device's error source -
+                V(Unknown), V(External), V(Internal), V(Injected) or V(Vendor)), V(region) and V(region_uuid)
+                (the CXL region that maps it, or null), V(hpa) (host physical address, null when no region maps
+                it) and V(hpa_offset) (offset in that CXL region). A record that no nd region holds gives a range
+                with only these coordinates (V(area=outside_namespace), id V(mem0@<dpa>+<length>)).
+              type: list
+              elements: dict
             events:
               description: The kernel-log and rasdaemon records inside the range (empty for list-only ranges), each
                 with V(source), V(key) (stable identity of the record), V(address), V(length), V(at), V(boot_id),

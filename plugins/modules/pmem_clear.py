@@ -34,6 +34,12 @@ description:
     lost. The device is located by the range's physical address when the record has it.
   - V(ndctl) runs C(ndctl clear-errors) on an unmounted namespace of a bus that can clear, with
     the same opt-in.
+  - V(cxl) clears a range that a CXL memory device's poison list holds with the device's Clear
+    Poison command (C(/sys/kernel/debug/cxl/memX/clear_poison), one write per 64-byte unit, the
+    device writes zeros), with the same opt-in and the same rules as V(device_write); only units of
+    the records inside the recorded range (by host physical address) are cleared, and the clear is
+    verified by reading the poison list again. V(auto) picks it for ranges in a CXL poison list.
+    Needs root, debugfs and Linux 6.4+.
   - Every write goes through one guard that checks the target against the ledger entry
     (docs/design.md, "The write guard and write-ahead order"); a refusal names the device or
     path, the range and the next step, and nothing is written.
@@ -66,16 +72,16 @@ options:
   method:
     description:
       - Clear method; V(auto) follows O(policy).
-      - V(device_write) and V(ndctl) take a namespace out of use; they need O(entry_ids) and
+      - V(device_write), V(ndctl) and V(cxl) take a namespace out of use; they need O(entry_ids) and
         O(policy) C(offline_window_allowed=true).
     type: str
-    choices: [auto, rewrite, reallocate, device_write, ndctl]
+    choices: [auto, rewrite, reallocate, device_write, ndctl, cxl]
     default: auto
   entry_ids:
     description:
       - Only act on these ledger entries (default all entries the plan covers). Every id must be in
         the ledger or recorded from O(results) in the same call; an unknown id fails the task.
-      - Required with O(source) and with O(method=device_write) or O(method=ndctl). An empty list
+      - Required with O(source) and with O(method=device_write), O(method=ndctl) or O(method=cxl). An empty list
         names no entry and fails the task; it never means every entry.
     type: list
     elements: str
@@ -246,7 +252,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import In
 
 ARGUMENT_SPEC = dict(
     method=dict(type="str", default="auto",
-                choices=["auto", "rewrite", "reallocate", "device_write", "ndctl"]),
+                choices=["auto", "rewrite", "reallocate", "device_write", "ndctl", "cxl"]),
     entry_ids=dict(type="list", elements="str"),
     source=dict(type="path"),
     policy=dict(type="dict", options=_inputs.POLICY),
@@ -274,9 +280,9 @@ def checked_params(params, raw):
         if not p["entry_ids"]:
             problems.append("source needs entry_ids: a restore source applies only to the "
                             "entries it is given for (list the entry ids whose file it copies)")
-        if p["method"] in ("device_write", "ndctl"):
+        if p["method"] in ("device_write", "ndctl", "cxl"):
             problems.append("source applies to file rewrites, not to method=%s" % p["method"])
-    if p["method"] in ("device_write", "ndctl"):
+    if p["method"] in ("device_write", "ndctl", "cxl"):
         if not p["entry_ids"]:
             problems.append("method=%s writes to a device: list the entry ids to clear in "
                             "entry_ids" % p["method"])

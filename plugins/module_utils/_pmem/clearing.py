@@ -282,6 +282,22 @@ def ndctl_clear(entry, ctx):
     return _guard.guarded_write(entry, "ndctl", ctx, write)
 
 
+def cxl_clear(entry, ctx):
+    """The Clear Poison command for each 64-byte unit of the range (debugfs ``clear_poison``)."""
+    def write(target):
+        ctx.hooks("before_write")
+        try:
+            cleared = target.clear()
+        except (IOError, OSError) as e:
+            raise DeviceCannotClear("CXL clear_poison failed: %s" % e, device=(target.units or [("?",)])[0][0],
+                                    range=_rng(entry).get("id"),
+                                    next_step="check dmesg and cxl list -L; the entry stays open")
+        ctx.badblocks.invalidate()
+        ctx.hooks("after_write")
+        return {"method": "cxl", "units": cleared}
+    return _guard.guarded_write(entry, "cxl", ctx, write)
+
+
 def verify(entry, provider):
     """Listed ranges (summaries) still covering the entry's range: [] means cleared."""
     return provider.listed_range(_rng(entry))
@@ -307,7 +323,7 @@ def _pending_plan(entry):
 
 
 METHOD_OF_ACTION = {"rewrite": "rewrite", "reallocate": "reallocate",
-                    "device_write": "device_write", "ndctl_clear": "ndctl"}
+                    "device_write": "device_write", "ndctl_clear": "ndctl", "cxl_clear": "cxl"}
 
 
 def still_true(entry, action, ctx):
@@ -321,7 +337,7 @@ def still_true(entry, action, ctx):
         return "already restored (%s by %s)" % (closure.get("at"), closure.get("by"))
     if closure.get("how") == "not_file_data_cleared":
         return "already cleared (%s)" % closure.get("at")
-    if method in ("device_write", "ndctl") or closure.get("how") == "accepted_lost":
+    if method in ("device_write", "ndctl", "cxl") or closure.get("how") == "accepted_lost":
         last = _ledger.last_poison_event(entry)
         if last is not None and last.get("event") == "cleared" and not _listed_or_unknown(
                 entry, ctx.badblocks):
@@ -385,6 +401,8 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
             details = rewrite(entry, source, ctx, mode=method)
         elif method == "device_write":
             details = device_write(entry, ctx)
+        elif method == "cxl":
+            details = cxl_clear(entry, ctx)
         else:
             details = ndctl_clear(entry, ctx)
     except _guard.AlreadyDone as e:
@@ -436,6 +454,9 @@ def _record_failure(store, entry, details, still, method, ctx, res):
     elif method == "ndctl":
         step = ("ndctl clear-errors returned success but the range is still listed; start a "
                 "scrub and re-check, or recreate the namespace")
+    elif method == "cxl":
+        step = ("the device accepted Clear Poison but its poison list still holds the range; check "
+                "cxl list -L and dmesg, the entry stays as recorded")
     else:
         step = ("the write reached the range but it is still listed (the list may lag a scrub, "
                 "or the platform refused the clear); re-check after a scrub, the entry stays "
@@ -660,14 +681,15 @@ def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, s
     policy["method"] = dict(policy.get("method") or {})
     if method in ("rewrite", "reallocate"):
         policy["method"]["file"] = method
-    elif method in ("device_write", "ndctl"):
+    elif method in ("device_write", "ndctl", "cxl"):
         for kind in ("free", "raw", "devdax"):
             policy["method"][kind] = method
     caps = CAP.merge(decided_capabilities(provider), capabilities)
     norm = _plan.normalize_policy(policy)
     ctx = _guard.WriteContext(provider, capabilities=caps,
                               consent={"offline_window": norm["offline_window_allowed"]},
-                              dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks)
+                              dev_root=dev_root, proc_root=proc_root, runner=runner, hooks=hooks,
+                              debugfs_root=os.path.join(sysfs_root, "kernel", "debug"))
     out = {"changed": False, "plan": [], "results": [], "ledger_path": ledger_path,
            "failed": False, "msg": "", "ranges": [], "check_mode": bool(check)}
     with _ledger.LedgerStore(ledger_path, timeout=lock_timeout, readonly=check) as store:

@@ -175,6 +175,7 @@ def build_facts(topology, bad_ranges, open_entries, devices=None, ledger_error=N
         "blockdevs": blockdevs,
         "dax": dax,
         "mounts": mounts,
+        "cxl": _cxl_summary(topology.get("cxl")),
         "bad_ranges": list(bad_ranges),
         "handled_records": handled,
         "capabilities": caps,
@@ -313,6 +314,13 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
     return build_facts(topo, bad, ledger["entries"], devices=devices, ledger_error=ledger["error"],
                        extra_warnings=warnings, events=events, closed_event_keys=ledger["closed_keys"],
                        ledger_warnings=ledger["warnings"])
+
+
+def _cxl_summary(state):
+    """The CXL memory devices and regions (cxl.py) for RV(ansible_facts.pmem.cxl)."""
+    state = state or {}
+    return {"memdevs": dict(state.get("memdevs") or {}), "regions": dict(state.get("regions") or {}),
+            "poison_records": len(state.get("poison") or [])}
 
 
 def _event_summary(events):

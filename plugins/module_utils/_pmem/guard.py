@@ -26,7 +26,11 @@ Checks (docs/design.md, "The write guard and write-ahead order"):
   when the record has it (the absolute address must fall in that namespace's data area at the
   recorded block-device offset), the range inside the data area (and the partition), not mounted,
   opened ``O_EXCL`` (nobody holds it), the node's device number equal to sysfs's, and the range
-  still listed right before the write.
+  still listed right before the write;
+* cxl (the Clear Poison command through ``/sys/kernel/debug/cxl/memX/clear_poison``): the range's
+  namespace present and not mounted, the range still in a CXL poison list right before the
+  write, and only the 64-byte units of the poison records that lie inside the recorded range
+  (by host physical address) are cleared, each by its DPA on its own memory device.
 
 Providers come in through ``WriteContext`` (tests pass fakes); nothing here reads the environment.
 """
@@ -44,6 +48,7 @@ import stat
 import subprocess
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilities as CAP
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import cxl as _cxl
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as _fiemap
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
@@ -59,7 +64,7 @@ SECTOR = 512
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 FILE_METHODS = ("rewrite", "reallocate", "unshare")
-DEVICE_METHODS = ("device_write", "ndctl")
+DEVICE_METHODS = ("device_write", "ndctl", "cxl")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -86,9 +91,11 @@ class WriteContext(object):
     """
 
     def __init__(self, badblocks, capabilities=None, consent=None, dev_root="/dev",
-                 proc_root="/proc", runner=None, hooks=None, file_dax=None):
+                 proc_root="/proc", runner=None, hooks=None, file_dax=None,
+                 debugfs_root="/sys/kernel/debug"):
         self.badblocks = badblocks
         self.file_dax = file_dax or CAP.file_dax
+        self.debugfs_root = debugfs_root
         self.capabilities = capabilities or {}
         self.consent = dict(consent or {})
         self.dev_root = dev_root
@@ -207,6 +214,23 @@ class DeviceTarget(_Target):
         self.shift, self.blockdev = shift, blockdev
 
 
+class CxlTarget(object):
+    """The Clear Poison units of one checked range: ``[(memdev, dpa)]`` in 64-byte steps, each
+    written to its device's debugfs ``clear_poison`` (the device writes zeros there)."""
+
+    def __init__(self, units, debugfs_root, entry):
+        self.units, self.debugfs_root, self.entry = list(units), debugfs_root, entry
+
+    def clear(self):
+        done = []
+        for memdev, dpa in self.units:
+            path = _cxl.debugfs_file(memdev, "clear_poison", self.debugfs_root)
+            with open(path, "w") as f:
+                f.write("%#x\n" % dpa)
+            done.append({"memdev": memdev, "dpa": dpa, "length": _cxl.POISON_UNIT})
+        return done
+
+
 class CommandTarget(object):
     """A device command (ndctl clear-errors) on one checked, unused namespace."""
 
@@ -290,6 +314,8 @@ def check_capabilities(entry, method, ctx, shared=False):
     caps = ctx.device_caps(rng.get("blockdev"), (entry.get("owner") or {}).get("device"),
                            rng.get("namespace"), rng.get("region"))
     what = caps.get("description") or rng.get("blockdev") or "this device"
+    if method == "cxl":
+        return caps  # what the device can do is checked on its poison records (cxl_units)
     if method == "ndctl":
         if not caps.get("ndctl_clear"):
             raise DeviceCannotClear("%s has no clear-error command (ndctl clear-errors would fail)"
@@ -539,6 +565,45 @@ def check_namespace_unused(entry, ctx, topology):
     return ns_name
 
 
+def cxl_units(entry, topology, debugfs_root):
+    """``[(memdev, dpa)]``: the 64-byte Clear Poison units of the CXL poison records listed now
+    that lie inside the entry's range (by host physical address; never a byte outside it)."""
+    rng = entry.get("range") or {}
+    lo, length = rng.get("absolute"), rng.get("length") or 0
+    dev = rng.get("dax_device") or rng.get("namespace")
+    if lo is None:
+        raise DeviceCannotClear(
+            "the range has no host physical address (no CXL region maps it, or the facts were "
+            "gathered without root): the Clear Poison units cannot be told", device=dev,
+            range=_rid(entry), next_step="gather the facts as root; nothing was written")
+    hi = lo + length
+    units = []
+    for rec in (topology.get("cxl") or {}).get("poison") or []:
+        if rec.get("hpa") is None or rec["hpa"] >= hi or rec["hpa"] + rec["length"] <= lo:
+            continue
+        if rec["hpa"] % _cxl.POISON_UNIT or rec["dpa"] % _cxl.POISON_UNIT:
+            raise DeviceCannotClear("%s lists poison at DPA %#x, not in 64-byte units" % (rec["memdev"], rec["dpa"]),
+                                    device=rec["memdev"], range=_rid(entry), next_step="nothing was written")
+        start = max(rec["hpa"], lo - lo % _cxl.POISON_UNIT)
+        end = min(rec["hpa"] + rec["length"], hi)
+        for hpa in range(start, end, _cxl.POISON_UNIT):
+            units.append((rec["memdev"], rec["dpa"] + hpa - rec["hpa"]))
+    if not units:
+        raise AlreadyDone("no CXL poison record inside the range any more: nothing to clear",
+                          device=dev, range=_rid(entry), next_step="none (another run or the device cleared it)")
+    for memdev in sorted(set(m for m, _dpa in units)):
+        if not _NAME.match(memdev):
+            raise GuardRefused("CXL device name %r is not a plain name" % memdev, device=memdev,
+                               range=_rid(entry), next_step="nothing was written")
+        path = _cxl.debugfs_file(memdev, "clear_poison", debugfs_root)
+        if not os.path.exists(path):
+            raise DeviceCannotClear(
+                "%s has no %s (debugfs not mounted, or the device does not support Clear Poison)"
+                % (memdev, path), device=memdev, range=_rid(entry),
+                next_step="mount -t debugfs none /sys/kernel/debug, or restore the data to other media")
+    return sorted(set(units))
+
+
 # --------------------------------------------------------------------------------------------
 # the one door
 # --------------------------------------------------------------------------------------------
@@ -583,6 +648,11 @@ def guarded_write(entry, method, ctx, write, source=None):
         ns = check_namespace_unused(entry, ctx, topology)
         _require_listed(entry, ctx)
         return write(CommandTarget(ns, ctx.runner, entry))
+    if method == "cxl":
+        check_namespace_unused(entry, ctx, topology)
+        _require_listed(entry, ctx)
+        units = cxl_units(entry, ctx.badblocks.topology(), ctx.debugfs_root)
+        return write(CxlTarget(units, ctx.debugfs_root, entry))
     locate_device(entry, topology, ctx.dev_root)  # refuse a wrong target before anything else
     _require_listed(entry, ctx)
     target = open_device(entry, ctx, topology)

@@ -33,7 +33,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
 OWNER_KINDS = ["file", "metadata", "free", "info_block", "devdax", "raw", "unknown"]
 AREAS = ["data", "info_block", "outside_partition", "outside_namespace"]
 FILE_METHODS = ["auto", "rewrite", "reallocate", "none"]
-DEVICE_METHODS = ["auto", "device_write", "ndctl", "none"]
+DEVICE_METHODS = ["auto", "device_write", "ndctl", "cxl", "none"]
 CONTAINMENT = ["rename", "chmod", "immutable"]
 
 FILESYSTEM = dict(
@@ -66,6 +66,8 @@ BAD_RANGE = dict(
     identity=dict(type="dict"),
     # kernel-log and rasdaemon records inside the range (kernel_events.py)
     events=dict(type="list", elements="dict"),
+    # CXL poison-list records inside the range (cxl.py)
+    cxl=dict(type="list", elements="dict"),
 )
 
 PROCESS = dict(

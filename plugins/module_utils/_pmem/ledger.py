@@ -64,12 +64,12 @@ ALLOWED_EVENTS = {
 RANGE_FIELDS = (
     "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "area",
     "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-    "software_only", "sources",
+    "software_only", "sources", "cxl",
 )
 # The badblocks lists: a range they still show is poison now. A range known only from records
 # (kernel log, rasdaemon: kernel_events.py) is the same record read again on every run until the
 # log rotates, so only a record not seen before reopens a closed entry.
-LIST_SOURCES = ("region", "blockdev", "ndctl")
+LIST_SOURCES = ("region", "blockdev", "ndctl", "cxl")
 # Owner fields whose change since the last resolution is worth a "resolved" history event.
 OWNER_TRACKED = ("paths", "generation", "repair_offset", "repair_length", "shared", "kind",
                  "metadata_kind", "length")

@@ -20,9 +20,9 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import capabilit
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 
 ACTIONS = ("record", "quarantine", "contain", "accept_loss", "rewrite", "reallocate",
-           "device_write", "ndctl_clear", "refuse", "offline_required")
+           "device_write", "ndctl_clear", "cxl_clear", "refuse", "offline_required")
 FILE_METHODS = ("auto", "rewrite", "reallocate", "none")
-RAW_METHODS = ("auto", "device_write", "ndctl", "none")
+RAW_METHODS = ("auto", "device_write", "ndctl", "cxl", "none")
 CONTAINMENT = ("rename", "chmod", "immutable")
 ZEROS = "zeros"
 
@@ -276,11 +276,25 @@ def _raw_plan(eid, entry, bad_range, owner, policy, caps, listed):
                                     "offline window" + ("" if policy["offline_window_allowed"] else
                                                         " (policy.offline_window_allowed is false)"),
                              **rng)]
+    in_cxl_list = "cxl" in (bad_range.get("sources") or [])
     if method == "auto":
-        if kind == "devdax" or (caps.get("write_clears") is False and caps.get("ndctl_clear")):
+        if in_cxl_list:
+            method = "cxl"  # the device's own Clear Poison: no bus command, no block device needed
+        elif kind == "devdax" or (caps.get("write_clears") is False and caps.get("ndctl_clear")):
             method = "ndctl"
         else:
             method = "device_write"
+    if method == "cxl":
+        if not in_cxl_list:
+            return lead + [_base(eid, bad_range, owner, action="refuse", method="cxl",
+                                 reason="the range is not in a CXL memory device's poison list",
+                                 next_step="use device_write or ndctl for this device", **rng)]
+        if not policy["offline_window_allowed"]:
+            return lead + [_needs_window(eid, bad_range, owner, "cxl", rng)]
+        return lead + [_base(eid, bad_range, owner, action="cxl_clear", method="cxl",
+                             namespace=bad_range.get("namespace"),
+                             reason="CXL Clear Poison (64-byte units, zeros) on the unused namespace",
+                             **rng)]
     if method == "ndctl":
         if not caps.get("ndctl_clear"):
             return lead + [_base(eid, bad_range, owner, action="refuse", method="ndctl",
@@ -429,7 +443,7 @@ def describe(actions, check=False):
         if a["action"] in ("rewrite", "reallocate"):
             parts.append("%s %s from %s" % ("unshare" if a.get("method") == "unshare"
                                             else a["action"], a.get("path"), a.get("source")))
-        elif a["action"] in ("device_write", "ndctl_clear"):
+        elif a["action"] in ("device_write", "ndctl_clear", "cxl_clear"):
             parts.append("%s %s on %s" % (a["action"], a.get("range_id"), a.get("device")
                                           or a.get("namespace")))
     offline = [a for a in actions if a["action"] == "offline_required"]

@@ -42,9 +42,14 @@ SOURCE_MEMORY_FAILURE = "memory_failure"
 SOURCE_RASDAEMON = "rasdaemon"
 # pushed by the filesystem while the watcher listens (fs_events.py, Linux 7.x): XFS health monitor
 SOURCE_XFS_HEALTH = "xfs_health"
-SOURCE_ORDER = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL, SOURCE_MCE, SOURCE_MEMORY_FAILURE,
-                SOURCE_RASDAEMON, SOURCE_XFS_HEALTH)
-LIST_SOURCES = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL)
+# a CXL memory device's poison list (cxl.py: Get Poison List through the cxl_poison trace event)
+SOURCE_CXL = "cxl"
+SOURCE_ORDER = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL, SOURCE_CXL, SOURCE_MCE,
+                SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON, SOURCE_XFS_HEALTH)
+LIST_SOURCES = (SOURCE_REGION, SOURCE_BLOCKDEV, SOURCE_NDCTL, SOURCE_CXL)
+# what a range says about each CXL poison record inside it
+CXL_FIELDS = ("memdev", "serial", "host", "dpa", "length", "source", "region", "region_uuid", "hpa",
+              "hpa_offset")
 # internal tags: ndctl's region lists are independent evidence; its namespace lists are derived
 # (from the region list for fsdax/devdax, from the block-device list for raw namespaces)
 _NDCTL_REGION = "ndctl:region"
@@ -249,6 +254,7 @@ def _blank_range(length):
         "partition_offset": None,
         "filesystem": None,
         "events": [],
+        "cxl": [],
     }
 
 
@@ -393,6 +399,40 @@ def _attach_events(rng, events):
                 "source", "key", "address", "length", "at", "boot_id", "outcome", "page_type", "message")))
 
 
+def place_cxl(topology, records):
+    """CXL poison records -> ``([(region, region_offset, length)], [unplaced records])``. A record
+    whose HPA lies in an nd region (a CXL pmem region is one, with its HPA base as ``resource``)
+    is placed there; the rest (no region maps the DPA, or the region is not an nd region) stay in
+    device coordinates."""
+    placed, unplaced = [], []
+    regions = topology.get("regions", {})
+    for rec in records or []:
+        hpa = rec.get("hpa")
+        for name, region in sorted(regions.items()):
+            base, size = region.get("resource"), region.get("size")
+            if hpa is not None and base is not None and size and base <= hpa < base + size:
+                placed.append((name, hpa - base, min(rec["length"], base + size - hpa)))
+                break
+        else:
+            unplaced.append(rec)
+    return placed, unplaced
+
+
+def _attach_cxl(rng, records):
+    """The CXL records inside ``rng``: by physical address, or by memdev and DPA for a range in
+    device coordinates."""
+    for rec in sorted(records or [], key=lambda r: (r["memdev"], r["dpa"])):
+        if rng.get("absolute") is not None and rec.get("hpa") is not None:
+            hit = rec["hpa"] < rng["absolute"] + rng["length"] and rng["absolute"] < rec["hpa"] + rec["length"]
+        elif rng.get("cxl_memdev") is not None:
+            hit = rec["memdev"] == rng["cxl_memdev"] and rec["dpa"] < rng["cxl_dpa"] + rng["length"] \
+                and rng["cxl_dpa"] < rec["dpa"] + rec["length"]
+        else:
+            hit = False
+        if hit:
+            rng["cxl"].append(dict((k, rec.get(k)) for k in CXL_FIELDS))
+
+
 def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
     """Every known bad range of ``topology`` as BadRange dicts (docs/design.md), sorted.
 
@@ -426,6 +466,13 @@ def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
 
     for rname, offset, length, source in place_events(topology, events, warnings):
         add(("region", rname), offset, length, source)
+
+    cxl_records = (topology.get("cxl") or {}).get("poison") or []
+    placed, unplaced = place_cxl(topology, cxl_records)
+    for rname, offset, length in placed:
+        add(("region", rname), offset, length, SOURCE_CXL)
+    for rec in unplaced:
+        add(("cxl", rec["memdev"]), rec["dpa"], rec["length"], SOURCE_CXL)
 
     untranslated = set()
     for bname, bdev in blockdevs.items():
@@ -480,6 +527,7 @@ def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
                         rng["area"] = None
                     _finish(rng, sources, dimms, name, s)
                     _attach_events(rng, events)
+                    _attach_cxl(rng, cxl_records)
                     result.append(rng)
         elif kind == "data":
             ns = namespaces.get(name) or {}
@@ -499,6 +547,17 @@ def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
                     if rng["id"] is None:
                         rng["id"] = format_id(rng["dax_device"] or rng["blockdev"] or name, s, e - s)
                     result.append(rng)
+        elif kind == "cxl":
+            # poison no region maps: only the device and its DPA are known
+            for start, end, sources, dimms in merged:
+                rng = _blank_range(end - start)
+                rng["cxl_memdev"], rng["cxl_dpa"] = name, start
+                _finish(rng, sources, dimms, None, None)
+                _attach_cxl(rng, cxl_records)
+                del rng["cxl_memdev"], rng["cxl_dpa"]
+                rng["area"] = AREA_OUTSIDE_NAMESPACE
+                rng["id"] = format_id(name, start, end - start)
+                result.append(rng)
         else:
             bdev = blockdevs.get(name) or {}
             for start, end, sources, dimms in merged:
@@ -531,7 +590,7 @@ def gather_bad_ranges(topology, devices=None, warnings=None, events=None):
 def _finish(rng, sources, dimms, region_name, region_offset):
     rng["sources"] = _sorted_sources(sources)
     rng["software_only"] = SOURCE_BLOCKDEV in sources and not (
-        {SOURCE_REGION, _NDCTL_REGION, SOURCE_MCE, SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON,
+        {SOURCE_REGION, _NDCTL_REGION, SOURCE_CXL, SOURCE_MCE, SOURCE_MEMORY_FAILURE, SOURCE_RASDAEMON,
          SOURCE_XFS_HEALTH} & set(sources))
     rng["dimms"] = list(dimms)
     if region_name is not None and region_offset is not None:

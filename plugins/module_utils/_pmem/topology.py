@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import time
 
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import cxl as _cxl
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 
 NDCTL_LIST_ARGS = ["list", "-B", "-R", "-N", "-M"]
@@ -567,6 +568,12 @@ def gather_topology(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl
         else:
             topo["ndctl"] = {"used": True, "executable": None}
             apply_ndctl(topo, ndctl, gatherer.errors)
+    # CXL memory devices' poison lists (cxl.py); nothing on a host without CXL memory devices
+    cxl_state = _cxl.gather(sysfs_root=sysfs_root, as_root=gatherer.as_root)
+    topo["cxl"] = {"memdevs": cxl_state["memdevs"], "regions": cxl_state["regions"],
+                   "poison": cxl_state["records"]}
+    gatherer.errors.extend(cxl_state["errors"])
+    gatherer.warnings.extend(cxl_state["warnings"])
     if gatherer.unreadable and not gatherer.as_root:
         gatherer.warnings.append(
             "not running as root: %d root-only file(s) (mode 0400: physical addresses) were not read, "

@@ -118,7 +118,7 @@ def test_stock_clean_pins_every_field():
         "buses": STOCK_BUSES, "regions": STOCK_REGIONS, "namespaces": STOCK_NAMESPACES,
         "blockdevs": {"pmem0": _blockdev("pmem0", "pfn0.0", "namespace0.0", 526385152, "259:0"),
                       "pmem1": _blockdev("pmem1", "namespace1.0", "namespace1.0", 512 * MiB, "259:1")},
-        "dax": STOCK_DAX, "mounts": [], "bad_ranges": [], "capabilities": STOCK_CAPS,
+        "dax": STOCK_DAX, "mounts": [], "cxl": {"memdevs": {}, "regions": {}, "poison_records": 0}, "bad_ranges": [], "capabilities": STOCK_CAPS,
         "errors": [], "warnings": [], "unreadable": [], "open_entries": [], "open_entry_locations": {}, "ledger_warnings": [],
         "handled_records": [], "event_sources": {"read": [], "hardware_corrupted": None, "events": 0},
         "watcher": None, "clean": True,
@@ -141,7 +141,7 @@ def _range(**kw):
     base = {"id": None, "region": None, "namespace": None, "blockdev": None, "partition": None, "dax_device": None,
             "length": None, "sources": [], "software_only": False, "dimms": [], "area": None, "absolute": None,
             "region_offset": None, "namespace_offset": None, "blockdev_offset": None, "partition_offset": None,
-            "filesystem": None, "identity": None, "events": []}
+            "filesystem": None, "identity": None, "events": [], "cxl": []}
     base.update(kw)
     return base
 

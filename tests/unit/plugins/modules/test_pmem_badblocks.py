@@ -15,6 +15,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
 from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks
@@ -163,7 +164,8 @@ def test_argument_spec_matches_documentation():
     assert rng == {
         "id", "region", "namespace", "blockdev", "partition", "dax_device", "length", "sources", "software_only",
         "dimms", "area", "absolute", "region_offset", "namespace_offset", "blockdev_offset", "partition_offset",
-        "filesystem", "identity", "events"}
+        "filesystem", "identity", "events", "cxl"}
+    assert rng == set(_ranges._blank_range(0)) | {"id", "identity"}
     caps = set(ret["ansible_facts"]["contains"]["pmem"]["contains"]["capabilities"]["contains"])
     assert caps == set(gathered["capabilities"])
 
