@@ -577,6 +577,10 @@ def cxl_units(entry, topology, debugfs_root):
             "gathered without root): the Clear Poison units cannot be told", device=dev,
             range=_rid(entry), next_step="gather the facts as root; nothing was written")
     hi = lo + length
+    if lo % _cxl.POISON_UNIT or hi % _cxl.POISON_UNIT:
+        # Clear Poison zeroes whole 64-byte units: rounding out would zero bytes outside the record
+        raise GuardRefused("the range %#x+%#x is not in whole 64-byte Clear Poison units" % (lo, length),
+                           device=dev, range=_rid(entry), next_step="nothing was written; record the range again")
     units = []
     for rec in (topology.get("cxl") or {}).get("poison") or []:
         if rec.get("hpa") is None or rec["hpa"] >= hi or rec["hpa"] + rec["length"] <= lo:
@@ -584,7 +588,7 @@ def cxl_units(entry, topology, debugfs_root):
         if rec["hpa"] % _cxl.POISON_UNIT or rec["dpa"] % _cxl.POISON_UNIT:
             raise DeviceCannotClear("%s lists poison at DPA %#x, not in 64-byte units" % (rec["memdev"], rec["dpa"]),
                                     device=rec["memdev"], range=_rid(entry), next_step="nothing was written")
-        start = max(rec["hpa"], lo - lo % _cxl.POISON_UNIT)
+        start = max(rec["hpa"], lo)
         end = min(rec["hpa"] + rec["length"], hi)
         for hpa in range(start, end, _cxl.POISON_UNIT):
             units.append((rec["memdev"], rec["dpa"] + hpa - rec["hpa"]))

@@ -318,6 +318,11 @@ def test_units_refusals_name_the_device_and_the_next_step(tmp_path):
     assert "debugfs" in e.value.next_step
     with pytest.raises(G.AlreadyDone):
         G.cxl_units(_entry(), {"cxl": {"poison": [_rec(0x112000000, 0x40)]}}, _debugfs(tmp_path, "mem0"))
+    # a recorded range that does not start on a unit: rounding it out would zero bytes the record
+    # does not cover, so nothing is cleared
+    with pytest.raises(G.GuardRefused, match="not in whole 64-byte"):
+        G.cxl_units(_entry(absolute=0x111000000 + 0x20), {"cxl": {"poison": [_rec(0x111000000, 0x400)]}},
+                    _debugfs(tmp_path, "mem0"))
 
 
 class FakeCxlProvider(object):
