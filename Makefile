@@ -94,7 +94,7 @@ host: venv
 # `stock`, the nfit_test-layout ones and badblocks on `nfit_test`); on 6.12 the demo story, the
 # clear scenario and a machine check's arrival; on the newest kernel the demo story, the
 # kernel-record sources with the watcher, the owner layouts (GETFSMAP's free-space reporting changed
-# in 6.11), a machine check's arrival and the three clear scenarios (DAX recovery writes, offline
+# in 6.11), reflinked DAX owners, a machine check's arrival and the three clear scenarios (DAX recovery writes, offline
 # device writes and a reboot: where the kernels differ); clear_nfit on the newest nfit_test.
 # clear_offline, clear_reboot and sources on 6.12 passed by hand (2026-12-02) and stay out of CI for
 # its budget. lab_stock, lab_nfit and arrival_hwpoison test the lab itself (lab-selftest and the
@@ -110,7 +110,7 @@ MOLECULE_STOCK_SCENARIOS := $(filter-out $(MOLECULE_NFIT_SCENARIOS) $(MOLECULE_L
 MOLECULE_RUNS ?= $(addprefix stock/,$(MOLECULE_STOCK_SCENARIOS)) \
 	$(addprefix nfit_test/,$(MOLECULE_NFIT_SCENARIOS) badblocks) \
 	stock-6.12/default stock-6.12/clear stock-6.12/arrival_mce \
-	stock-7/default stock-7/sources stock-7/owners stock-7/arrival_mce \
+	stock-7/default stock-7/sources stock-7/owners stock-7/reflink_dax stock-7/arrival_mce \
 	stock-7/clear stock-7/clear_offline stock-7/clear_reboot \
 	$(addprefix nfit_test-7/,$(MOLECULE_NFIT_SCENARIOS)) \
 	$(addprefix cxl-7/,$(MOLECULE_CXL_SCENARIOS))
