@@ -107,17 +107,21 @@ def _write(path, text):
         f.write(text)
 
 
+def _bus_devices(sysfs_root, pattern):
+    """``[(name, path)]`` of the CXL bus devices whose name matches ``pattern``; [] without CXL."""
+    base = os.path.join(sysfs_root, "bus", "cxl", "devices")
+    try:
+        names = sorted(n for n in os.listdir(base) if pattern.match(n))
+    except OSError:
+        return []
+    return [(name, os.path.join(base, name)) for name in names]
+
+
 def memdevs(sysfs_root="/sys"):
     """{memX: {serial, host, pmem_size, ram_size, can_list}} of ``/sys/bus/cxl/devices``; {} on a
     host without CXL."""
-    base = os.path.join(sysfs_root, "bus", "cxl", "devices")
-    try:
-        names = sorted(n for n in os.listdir(base) if _MEMDEV.match(n))
-    except OSError:
-        return {}
     out = {}
-    for name in names:
-        path = os.path.join(base, name)
+    for name, path in _bus_devices(sysfs_root, _MEMDEV):
         info = {"serial": None, "host": None, "pmem_size": None, "ram_size": None,
                 "can_list": os.path.exists(os.path.join(path, "trigger_poison_list"))}
         for key, rel in (("serial", "serial"), ("pmem_size", "pmem/size"), ("ram_size", "ram/size")):
@@ -135,17 +139,12 @@ def memdevs(sysfs_root="/sys"):
 
 def regions(sysfs_root="/sys"):
     """{regionN: {mode, resource, size, uuid}} of the CXL bus (the HPA range each maps)."""
-    base = os.path.join(sysfs_root, "bus", "cxl", "devices")
-    try:
-        names = sorted(n for n in os.listdir(base) if _REGION.match(n))
-    except OSError:
-        return {}
     out = {}
-    for name in names:
+    for name, path in _bus_devices(sysfs_root, _REGION):
         info = {}
         for key in ("mode", "resource", "size", "uuid"):
             try:
-                text = _read(os.path.join(base, name, key)).strip()
+                text = _read(os.path.join(path, key)).strip()
             except (IOError, OSError):
                 text = None
             info[key] = _int(text) if key in ("resource", "size") else (text or None)
