@@ -211,15 +211,6 @@ def open_entry_locations(open_entries, topology):
     return out
 
 
-def read_open_entries(ledger_path):
-    """Open ledger entries via ledger.py (imported lazily; another module owns it).
-
-    Returns ``(entries, error_entry_or_None, warning_or_None)``.
-    """
-    summary = read_ledger_summary(ledger_path)
-    return summary["entries"], summary["error"], None
-
-
 def read_ledger_summary(ledger_path):
     """``{entries (open), closed_keys (closed entries' record keys), warnings (the ledger's),
     error (an errors entry or None)}``."""
@@ -341,4 +332,4 @@ def gather_events(proc_root="/proc", dev_root="/dev"):
                 "warnings": ["cannot read the kernel's memory-failure records: %s" % exc]}
 
 
-__all__ = ["build_facts", "gather_facts", "gather_events", "expand_devices", "read_open_entries", "GatherError"]
+__all__ = ["build_facts", "gather_facts", "gather_events", "expand_devices", "read_ledger_summary", "GatherError"]

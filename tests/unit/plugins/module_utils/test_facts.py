@@ -317,7 +317,8 @@ def test_facts_are_json():
 
 
 def test_absent_ledger_means_no_entries_and_no_error(tmp_path):
-    assert facts.read_open_entries(str(tmp_path / "absent.json")) == ([], None, None)
+    summary = facts.read_ledger_summary(str(tmp_path / "absent.json"))
+    assert (summary["entries"], summary["closed_keys"], summary["warnings"], summary["error"]) == ([], set(), [], None)
 
 
 # -- the molecule/badblocks layout (stock): e820 GPT p1 XFS + p2 ext4, QEMU-NVDIMM XFS, devdax ----------
