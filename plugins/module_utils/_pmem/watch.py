@@ -80,10 +80,11 @@ _IMPORT_RE = re.compile(
 def watcher_modules(root="watch"):
     """Names of the module_utils files the watcher runs with (what ``pmem_watcher`` installs).
 
-    The import closure of this file, read from the sources themselves (the same way Ansible
-    decides what a module ships), so every process computes the same set."""
+    The import closure of this file and of the package's ``__init__.py`` (installed with it),
+    read from the sources themselves (the same way Ansible decides what a module ships), so every
+    process computes the same set."""
     seen = set()
-    todo = [root]
+    todo = [root] + _imported(pkgutil.get_data(PACKAGE, "__init__.py") or b"")
     while todo:
         name = todo.pop()
         if name in seen:
@@ -92,12 +93,19 @@ def watcher_modules(root="watch"):
         if data is None:
             continue
         seen.add(name)
-        for sub, names in _IMPORT_RE.findall(data.decode("utf-8")):
-            if sub:
-                todo.append(sub)
-            else:
-                todo.extend(n.split(" as ")[0].strip() for n in names.strip("()").split(",") if n.strip())
+        todo.extend(_imported(data))
     return sorted(seen)
+
+
+def _imported(data):
+    """The package's module names one source imports."""
+    out = []
+    for sub, names in _IMPORT_RE.findall(data.decode("utf-8")):
+        if sub:
+            out.append(sub)
+        else:
+            out.extend(n.split(" as ")[0].strip() for n in names.strip("()").split(",") if n.strip())
+    return out
 
 
 def sources():

@@ -25,10 +25,27 @@ OWNER = {"kind": "file", "range_id": RANGE["id"], "device": "/dev/pmem0", "inode
 
 def test_the_watcher_ships_every_module_it_imports():
     mods = watch.watcher_modules()
-    for needed in ("watch", "kernel_events", "facts", "ranges", "topology", "ledger", "owners", "errors"):
+    for needed in ("watch", "kernel_events", "facts", "ranges", "topology", "ledger", "owners", "errors",
+                   "bytecode_cache"):
         assert needed in mods, mods
     # everything it names exists, so the installed copy imports
     assert all(watch.sources()[m + ".py"] for m in mods)
+
+
+def test_the_installed_copy_imports_on_its_own(tmp_path):
+    root = str(tmp_path / "lib")
+    _version, wanted = watch.desired_files(ledger_path="/var/lib/x/ledger.json", root=root,
+                                           script=str(tmp_path / "sbin/w"), unit=str(tmp_path / "unit"))
+    for path, data, mode in watch.stale_files(wanted):
+        watch.install_file(path, data, mode)
+    code = ("import sys; sys.path.insert(0, %r); "
+            "from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch; "
+            "print(watch.__file__); watch._owners()" % root)
+    env = dict((k, v) for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH"))
+    out = subprocess.run([sys.executable, "-I", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(root)
 
 
 def test_a_clean_hosts_scan_does_not_load_the_resolver():
