@@ -10,6 +10,9 @@
 #   BENCH_POISONED=1  lay out molecule/default's demo first (files on XFS and ext4, five poisoned
 #                 pages): after the warm-up run (which records and restores what it can) every run is
 #                 a host with open entries and listed poison, the role's most expensive steady state.
+#   BENCH_BYTECODE_AB=1  also time the converge with the guest's bytecode cache unusable (its
+#                 directory made group/other-writable before that run, so the finder refuses it and
+#                 every module run compiles, as before the cache; restored after), interleaved.
 #   BENCH_BASELINE_REF=<git ref>  also time the converge with the collection as it was at that
 #                 commit (git archive into a temporary directory), interleaved in the same run.
 # Converge = `ansible-playbook pmem.poison.remediate` as an operator runs it (report written to a
@@ -54,9 +57,9 @@ if [[ -n ${BENCH_BASELINE_REF:-} ]]; then
 fi
 export BENCH_BASELINE_COLLECTIONS=$baseline
 
-python3 - "$inv" "$runs" "$tmp" <<'PY'
+python3 - "$inv" "$runs" "$tmp" "$name" <<'PY'
 import json, os, statistics, subprocess, sys, time
-inv, runs, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+inv, runs, tmp, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal")
 poisoned = bool(os.environ.get("BENCH_POISONED"))
 converge = ["ansible-playbook", "-i", inv, "pmem.poison.remediate",
@@ -71,13 +74,32 @@ envs = {"ping": env, "converge": env}
 if os.environ.get("BENCH_BASELINE_COLLECTIONS"):
     cmds["baseline"] = converge
     envs["baseline"] = dict(env, ANSIBLE_COLLECTIONS_PATH=os.environ["BENCH_BASELINE_COLLECTIONS"])
+# shell commands run on the guest (untimed) around one kind of run
+before, after = {}, {}
+if os.environ.get("BENCH_BYTECODE_AB"):
+    cmds["compiling"] = converge
+    envs["compiling"] = env
+    cache = "/var/cache/pmem-poison/bytecode"
+    before["compiling"] = "mkdir -p %s && chmod 0777 %s" % (cache, cache)
+    after["compiling"] = "chmod 0700 %s" % cache
+
+
+def on_guest(command):
+    subprocess.run(["lab/ssh.sh", name, command], stdin=subprocess.DEVNULL, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 times = {k: [] for k in cmds}
 for i in range(runs + 1):  # run 0 warms up SSH, caches and the guest's page cache; not counted
     for key, cmd in cmds.items():
+        if key in before:
+            on_guest(before[key])
         t0 = time.monotonic()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True, env=envs[key])
         dt = time.monotonic() - t0
+        if key in after:
+            on_guest(after[key])
         if proc.returncode != 0:
             sys.exit("%s failed (rc %d):\n%s" % (key, proc.returncode, proc.stdout[-3000:]))
         if i:
@@ -133,6 +155,11 @@ if "baseline" in times:
     print("  the same converge at %-15s %6.2f s   (%s)" % (
         os.environ.get("BENCH_BASELINE_REF"), base, " ".join("%.2f" % t for t in times["baseline"])))
     print("  ratio baseline converge / ping       %6.2f" % (base / ping))
+if "compiling" in times:
+    comp = statistics.median(times["compiling"])
+    print("  the same converge, bytecode cache unusable %5.2f s   (%s)" % (
+        comp, " ".join("%.2f" % t for t in times["compiling"])))
+    print("  ratio compiling converge / ping      %6.2f" % (comp / ping))
 print("  module invocations on the %s host: %d (%s); changed=%s" % (
     "poisoned" if poisoned else "clean", len(modules), ", ".join(modules) or "none", changed))
 PY

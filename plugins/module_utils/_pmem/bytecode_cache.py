@@ -174,20 +174,18 @@ class BytecodeCacheFinder(object):
         return self._usable
 
     def find_spec(self, fullname, path=None, target=None):
-        if not fullname.startswith(self.package + "."):
+        # Only Python's own path finder is asked (it is what finds a module in a zip on sys.path):
+        # asking the other meta path finders could call back into this one. Anything that is not
+        # a plain module in a zip gets None, and the import system carries on as without us.
+        if not fullname.startswith(self.package + ".") or path is None:
             return None
         try:
-            spec = None
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    break
+            from importlib.machinery import PathFinder
+            spec = PathFinder.find_spec(fullname, path, target)
             if spec is None or spec.submodule_search_locations is not None or not _is_zip_loader(spec.loader):
-                return spec
+                return None
             if not self._ready():
-                return spec
+                return None
             spec.loader = CachingLoader(spec.loader, self.package, self.cache_dir, self._magic)
             return spec
         except Exception:  # an accelerator must never be why an import fails
