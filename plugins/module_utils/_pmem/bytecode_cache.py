@@ -192,9 +192,15 @@ class BytecodeCacheFinder(object):
             return None
 
 
-def install(cache_dir=DEFAULT_DIR):
-    """Put the finder first on ``sys.meta_path`` once per process (a no-op when switched off)."""
+def install(cache_dir=DEFAULT_DIR, package_loader=None):
+    """Put the finder first on ``sys.meta_path`` once per process, when this package itself was
+    loaded from a zip (an AnsiballZ run; ``package_loader`` defaults to the package's loader).
+    Anywhere else (tests, ansible-test, the controller, the watcher) nothing changes."""
     if os.environ.get(ENV_SWITCH, "").lower() in ("0", "off", "no", "false"):
+        return None
+    if package_loader is None:
+        package_loader = getattr(sys.modules.get(PACKAGE), "__loader__", None)
+    if not _is_zip_loader(package_loader):
         return None
     for finder in sys.meta_path:
         if isinstance(finder, BytecodeCacheFinder):

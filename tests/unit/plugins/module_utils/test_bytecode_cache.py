@@ -204,15 +204,35 @@ def test_keeps_the_newest_entries_per_module(probe, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["off", "0", "false", "no"])
-def test_switched_off_by_the_environment(monkeypatch, value):
+def test_switched_off_by_the_environment(monkeypatch, value, tmp_path):
     monkeypatch.setenv(bc.ENV_SWITCH, value)
     before = list(sys.meta_path)
-    assert bc.install("/nonexistent") is None
+    assert bc.install("/nonexistent", package_loader=_zip_loader(tmp_path)) is None
     assert sys.meta_path == before
 
 
-def test_installed_once_per_process():
-    first = bc.install()
-    assert first is not None
-    assert bc.install() is first
-    assert sum(isinstance(f, bc.BytecodeCacheFinder) for f in sys.meta_path) == 1
+def _zip_loader(tmp_path):
+    import zipimport
+    path = tmp_path / "pkg.zip"
+    with zipfile.ZipFile(str(path), "w") as zf:
+        zf.writestr("x.py", "")
+    return zipimport.zipimporter(str(path))
+
+
+def test_nothing_changes_outside_a_zip():
+    # this test process imported the package from the work tree, as ansible-test, the controller
+    # and the watcher service do: no finder (ansible-test's import check forbids changing
+    # sys.meta_path[0], and there is nothing to gain)
+    assert not any(isinstance(f, bc.BytecodeCacheFinder) for f in sys.meta_path)
+    assert bc.install() is None
+
+
+def test_installed_once_per_process_in_a_zip(tmp_path):
+    loader = _zip_loader(tmp_path)
+    first = bc.install(str(tmp_path / "cache"), package_loader=loader)
+    try:
+        assert sys.meta_path[0] is first
+        assert bc.install(str(tmp_path / "cache"), package_loader=loader) is first
+        assert sum(isinstance(f, bc.BytecodeCacheFinder) for f in sys.meta_path) == 1
+    finally:
+        sys.meta_path.remove(first)
