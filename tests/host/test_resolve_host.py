@@ -154,6 +154,28 @@ def test_mount_point_input_and_double_mount(loopfs, tmp_path):
         os.system("umount %s" % second)
 
 
+def test_a_directory_that_is_not_the_mount_point_is_refused(loopfs):
+    # offsets given with a directory are bytes of the filesystem mounted there: a subdirectory
+    # would silently be read as the whole filesystem, not as offsets relative to it
+    loopfs.mount()
+    phys = truth_physical(loopfs, "s1", 0)
+    sub = os.path.join(loopfs.mnt, "sub")
+    os.makedirs(sub, exist_ok=True)
+    link = loopfs.mnt.rstrip("/") + "-link"
+    os.symlink(loopfs.mnt, link)
+    try:
+        r_sub, r_link = O.resolve_owners([O.direct_range({"device": sub, "offset": phys, "length": 4096}),
+                                          O.direct_range({"device": link, "offset": phys, "length": 4096})])
+    finally:
+        os.unlink(link)
+    assert r_sub["owners"] == []
+    assert r_sub["error"]["error"] == "InputError"
+    assert "not a mount point" in r_sub["error"]["msg"]
+    assert loopfs.mnt in r_sub["error"]["next_step"]
+    # a symlink to the mount point is the mount point
+    assert [o["inode"] for o in r_link["owners"]] == [loopfs.truth["s1"]["inode"]]
+
+
 def test_inode_freed_between_query_and_walk(loopfs, monkeypatch):
     loopfs.mount()
     real = inode_paths.find_paths

@@ -32,7 +32,7 @@ from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_mo
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline as _offline
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import (
-    GatherError, RangeOutsideDevice)
+    GatherError, InputError, RangeOutsideDevice)
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.owner_record import new_owner
 
 SUPPORTED_FS = ("xfs", "ext4", "ext3", "ext2")
@@ -283,6 +283,7 @@ def _classify(t, facts, by_dev, proc_root, dev_root, sysfs_root="/sys"):
         raise GatherError("cannot stat %s: %s" % (path, e.strerror), device=path, range=t.rid)
     if _stat.S_ISDIR(st.st_mode):  # a mount point: offsets are filesystem bytes
         dev = (os.major(st.st_dev), os.minor(st.st_dev))
+        _require_mount_point(path, dev, by_dev, t.rid)
         _set_mounted(t, dev, by_dev, None)
         return
     if not _stat.S_ISBLK(st.st_mode):
@@ -349,6 +350,21 @@ def _external_role(dev, by_dev):
 def _blockdev_path(rng, dev_root):
     name = rng.get("partition") or rng.get("blockdev")
     return os.path.join(dev_root, name) if name else None
+
+
+def _require_mount_point(path, dev, by_dev, rid):
+    """A directory given as the device must be where the filesystem is mounted: offsets are bytes
+    of the whole filesystem, and a directory inside it would be read as if the operator meant
+    offsets relative to it."""
+    mountpoints = [m["mountpoint"] for m in by_dev.get(dev) or []]
+    real = os.path.realpath(path)
+    if any(os.path.realpath(mp) == real for mp in mountpoints):
+        return
+    raise InputError(
+        "%s is a directory, not a mount point: a range given by a directory is bytes of the "
+        "filesystem mounted there, so it must be the mount point itself" % path, device=path, range=rid,
+        next_step="give the mount point (%s) with filesystem byte offsets, or the block device"
+        % (", ".join(mountpoints) or "none found in mountinfo for device %d:%d" % dev))
 
 
 def _set_mounted(t, dev, by_dev, fsinfo):
