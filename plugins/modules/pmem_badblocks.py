@@ -88,7 +88,7 @@ options:
     default: auto
   ledger_path:
     description:
-      - The pmem.poison ledger. Its open entries are returned in RV(ansible_facts.pmem.open_entries); a host with
+      - The pmem.poison ledger (an absolute path). Its open entries are returned in RV(ansible_facts.pmem.open_entries); a host with
         open entries is not clean.
       - A missing file means no entries. An unreadable or corrupt ledger is an entry in
         RV(ansible_facts.pmem.errors) and makes the host not clean.

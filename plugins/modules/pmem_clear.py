@@ -114,8 +114,8 @@ options:
     default: false
   ledger_path:
     description:
-      - The ledger file. Its directory must be owned by the user the module runs as and not
-        writable by group or others; a symlinked ledger or lock file is refused.
+      - The ledger file, an absolute path (a relative one is refused). Its directory must be owned by the
+        user the module runs as and not writable by group or others; a symlinked ledger or lock file is refused.
     type: path
     default: /var/lib/pmem-poison/ledger.json
   lock_timeout:

@@ -68,7 +68,7 @@ options:
     type: str
   ledger_path:
     description:
-      - The ledger file. Its directory must be owned by the user the module runs as and not
+      - The ledger file, an absolute path (a relative one is refused). Its directory must be owned by the user the module runs as and not
         writable by group or others (the module refuses to trust it otherwise); a symlinked
         ledger or lock file is refused.
     type: path

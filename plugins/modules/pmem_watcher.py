@@ -52,7 +52,7 @@ options:
     choices: [present, absent]
     default: present
   ledger_path:
-    description: The ledger the service records into.
+    description: The ledger the service records into (an absolute path).
     type: path
     default: /var/lib/pmem-poison/ledger.json
 requirements:

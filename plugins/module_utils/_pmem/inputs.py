@@ -235,6 +235,12 @@ def ledger_path_problem(path):
                 "/var/lib/pmem-poison/ledger.json)")
     if path.endswith("/"):
         return "ledger_path %s ends with /: name the ledger file, not its directory" % path
+    if not path.startswith("/"):
+        # a module runs in a temporary directory that is removed after the run: a relative ledger
+        # would be written there, and the record of lost data deleted with it
+        return ("ledger_path %s is relative: a module runs in a temporary directory that is removed "
+                "after the run, so the record would be lost with it; give an absolute path (default "
+                "/var/lib/pmem-poison/ledger.json)" % path)
     return None
 
 

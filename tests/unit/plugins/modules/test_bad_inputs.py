@@ -103,6 +103,8 @@ QUARANTINE = [
     ("ledger-path-blank", lambda w: {"ledger_path": ""}, ["ledger_path is blank"], True),
     ("ledger-path-spaces", lambda w: {"ledger_path": "   "}, ["ledger_path is blank"], True),
     ("ledger-path-dir", lambda w: {"ledger_path": w.root + "/l/"}, ["ends with /"], True),
+    ("ledger-path-relative", lambda w: {"ledger_path": "pmem-poison/ledger.json"},
+     ["is relative", "would be lost"], True),
     ("unknown-option", lambda w: {"entry_id": w.eid, "ledger_path": w.ledger}, ["entry_id"],
      False),
     ("accept-empty-ids", lambda w: accept(w, entry_ids=[]), ["empty list"], True),
@@ -126,6 +128,7 @@ QUARANTINE = [
 
 CLEAR = [
     ("method-bogus", lambda w: {"method": "bogus"}, ["method"], False),
+    ("ledger-path-relative", lambda w: {"ledger_path": "ledger.json"}, ["is relative"], True),
     ("device-write-no-ids", lambda w: {"method": "device_write",
                                        "policy": {"offline_window_allowed": True}},
      ["writes to a device", "entry_ids"], True),
