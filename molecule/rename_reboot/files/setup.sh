@@ -13,8 +13,29 @@
 # Runs after molecule/shared/files/layout_lib.sh (prepare.yml prepends it).
 state=/etc/pmem-lab/rename-state.json
 layout_done "$state"
-read -r -a e820s <<<"$(layout_devices e820 fsdax)"
 nvdimm=$(layout_device ACPI.NFIT fsdax)
+# The proof starts from the names of a boot that probed e820 first (pmem0/1 e820, pmem2 the
+# NVDIMM): rename.sh then binds NFIT first and every name moves onto another device. Which bus
+# probes first at boot is a race, and the lab snapshot keeps whichever order its first boot had
+# (a snapshot saved with the NVDIMM as pmem0 made every name stay put). Bind e820 first here.
+if [[ $nvdimm == pmem0 ]]; then
+  e820_drv=/sys/bus/platform/drivers/e820_pmem nfit_drv=/sys/bus/acpi/drivers/nfit
+  mapfile -t e820_bound < <(find "$e820_drv" -maxdepth 1 -type l ! -name module -printf '%f\n')
+  mapfile -t nfit_bound < <(find "$nfit_drv" -maxdepth 1 -type l ! -name module -printf '%f\n')
+  for d in "${e820_bound[@]}"; do echo "$d" >"$e820_drv/unbind"; done
+  for d in "${nfit_bound[@]}"; do echo "$d" >"$nfit_drv/unbind"; done
+  for d in "${e820_bound[@]}"; do echo "$d" >"$e820_drv/bind"; done
+  udevadm settle
+  for d in "${nfit_bound[@]}"; do echo "$d" >"$nfit_drv/bind"; done
+  udevadm settle
+  for _ in $(seq 1 50); do
+    nvdimm=$(layout_device ACPI.NFIT fsdax)
+    [[ -n $nvdimm && $nvdimm != pmem0 ]] && break
+    sleep 0.2
+  done
+  [[ $nvdimm != pmem0 ]] || layout_die "the NVDIMM is still pmem0 after binding e820 first"
+fi
+read -r -a e820s <<<"$(layout_devices e820 fsdax)"
 ((${#e820s[@]} == 2)) || layout_die "need the two e820 devices of the stock layout, got: ${e820s[*]}"
 [[ -n $nvdimm ]] || layout_die "no fsdax namespace on the QEMU NVDIMM"
 big=${e820s[0]} small=${e820s[1]}
