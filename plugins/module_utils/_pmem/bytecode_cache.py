@@ -34,6 +34,9 @@ import marshal
 import os
 import stat
 import sys
+import zipimport
+from importlib.machinery import PathFinder
+from importlib.util import MAGIC_NUMBER
 
 PACKAGE = __name__.rpartition(".")[0]
 DEFAULT_DIR = "/var/cache/pmem-poison/bytecode"
@@ -41,19 +44,7 @@ ENV_SWITCH = "PMEM_POISON_BYTECODE_CACHE"
 KEEP = 4
 
 
-def _magic():
-    try:
-        from importlib.util import MAGIC_NUMBER
-        return MAGIC_NUMBER
-    except ImportError:  # pragma: no cover - Python 2 never runs these modules
-        return None
-
-
 def _is_zip_loader(loader):
-    try:
-        import zipimport
-    except ImportError:  # pragma: no cover
-        return False
     return isinstance(loader, zipimport.zipimporter)
 
 
@@ -166,11 +157,10 @@ class BytecodeCacheFinder(object):
         self.cache_dir = cache_dir
         self.package = package
         self._usable = None
-        self._magic = _magic()
 
     def _ready(self):
         if self._usable is None:
-            self._usable = bool(self._magic) and os.geteuid() == 0 and _safe_dir(self.cache_dir, create=True)
+            self._usable = os.geteuid() == 0 and _safe_dir(self.cache_dir, create=True)
         return self._usable
 
     def find_spec(self, fullname, path=None, target=None):
@@ -180,13 +170,12 @@ class BytecodeCacheFinder(object):
         if not fullname.startswith(self.package + ".") or path is None:
             return None
         try:
-            from importlib.machinery import PathFinder
             spec = PathFinder.find_spec(fullname, path, target)
             if spec is None or spec.submodule_search_locations is not None or not _is_zip_loader(spec.loader):
                 return None
             if not self._ready():
                 return None
-            spec.loader = CachingLoader(spec.loader, self.package, self.cache_dir, self._magic)
+            spec.loader = CachingLoader(spec.loader, self.package, self.cache_dir, MAGIC_NUMBER)
             return spec
         except Exception:  # an accelerator must never be why an import fails
             return None
