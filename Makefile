@@ -15,9 +15,11 @@ ANSIBLE_TEST_ROOT := $(REPO)/.build/ansible-test/ansible_collections/pmem/poison
 MOLECULE_SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(patsubst %/molecule.yml,%,$(wildcard $(REPO)/molecule/*/molecule.yml)))))
 
 # Debian packages the host needs: the lab (QEMU, debootstrap), host tests (XFS/ext4 tools, xattrs),
-# ansible-test's git checkout, and shellcheck for the lab scripts.
+# ansible-test's git checkout, shellcheck for the lab scripts, and for the report's tests a real
+# headless browser (chromium) and promtool (prometheus): without them those tests skip, and CI
+# would never have checked the HTML report or the textfile.
 HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap xfsprogs e2fsprogs attr rsync git \
-	openssh-client socat shellcheck util-linux
+	openssh-client socat shellcheck util-linux chromium prometheus
 
 LAB_DIR := $(REPO)/lab
 -include $(REPO)/lab/lab.mk

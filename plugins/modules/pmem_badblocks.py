@@ -463,86 +463,16 @@ ansible_facts:
           type: dict
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, _load_params
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_summary as _owner_summary
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
-
-# where the host's state is read from (unit tests point these at fixture trees)
-ROOTS = {"sysfs_root": "/sys", "proc_root": "/proc", "dev_root": "/dev"}
-
-
-def run_module(module):
-    started = time.monotonic()
-    params = module.params
-    result = {"changed": False}
-    ndctl = None
-    warnings = []
-    if params["use_ndctl"] != "never":
-        ndctl = _topology.find_ndctl()
-        if ndctl is None and params["use_ndctl"] == "always":
-            facts = _facts.gather_facts(ledger_path=params["ledger_path"], devices=params["devices"], **ROOTS)
-            module.fail_json(msg="ndctl is not installed (use_ndctl=always); install ndctl or set use_ndctl=auto",
-                             ansible_facts={"pmem": facts})
-    if params["scrub"]:
-        scrub = {"requested": True, "skipped": False, "started": [], "timed_out": False, "progress": [],
-                 "buses": {}}
-        if module.check_mode:
-            scrub["skipped"] = True
-            scrub["progress"].append("check mode: scrub not started")
-        else:
-            topo = _topology.gather_topology(ndctl=None, **ROOTS)
-            buses = None
-            if params["devices"]:
-                keep = _facts.expand_devices(topo, params["devices"])[1]
-                buses = [b for b in topo["buses"] if b in keep]
-            scrub.update(_topology.start_scrub(topo, bus_names=buses, ndctl=ndctl, timeout=params["scrub_timeout"],
-                                               sysfs_root=ROOTS["sysfs_root"]))
-            result["changed"] = bool(scrub["started"])
-            if scrub["timed_out"]:
-                warnings.append("scrub still running after %ss: the lists may be incomplete" % params["scrub_timeout"])
-        result["scrub"] = scrub
-    events = None
-    if params["kernel_events"]:
-        events = _facts.gather_events(proc_root=ROOTS["proc_root"], dev_root=ROOTS["dev_root"])
-    facts = _facts.gather_facts(ndctl=ndctl, ledger_path=params["ledger_path"], devices=params["devices"],
-                                extra_warnings=warnings, ndctl_only_if_listed=params["use_ndctl"] == "auto",
-                                events=events, **ROOTS)
-    facts["watcher"] = dict(_watch.read_state(), current=_watch.code_version())
-    for message in facts["warnings"]:
-        module.warn(message)
-    result["ansible_facts"] = {"pmem": facts}
-    if params["resolve"]:
-        result["resolve"] = resolve_bad_ranges(facts["bad_ranges"], roots=ROOTS)
-    result["elapsed"] = round(time.monotonic() - started, 4)
-    return result
-
-
-def resolve_bad_ranges(bad_ranges, roots=None, resolve_owners=None):
-    """pmem_resolve's result for the facts' bad ranges (gathered just now: no identity refresh).
-
-    The resolver is imported only when there is something to resolve, so a clean host does not
-    load it."""
-    if resolve_owners is None and bad_ranges:
-        from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as _owners
-        resolve_owners = _owners.resolve_owners
-    results = resolve_owners(bad_ranges, **(roots or {})) if bad_ranges else []
-    return {"results": results, "summary": _owner_summary.summarize(results)}
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import scan as _scan
 
 
 ARGUMENT_SPEC = dict(
-    devices=dict(type="list", elements="str", default=[]),
-    scrub=dict(type="bool", default=False),
-    scrub_timeout=dict(type="int", default=300),
-    use_ndctl=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    _scan.OPTIONS,
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
-    kernel_events=dict(type="bool", default=True),
     resolve=dict(type="bool", default=False),
 )
 
@@ -550,8 +480,7 @@ ARGUMENT_SPEC = dict(
 def check_params(params, raw):
     problems = []
     problems.extend(_inputs.blank_items("devices", params["devices"]))
-    if params["scrub_timeout"] < 0:
-        problems.append("scrub_timeout must be 0 or more seconds, got %s" % params["scrub_timeout"])
+    problems.extend(_scan.option_problems(params))
     problems.append(_inputs.ledger_path_problem(params["ledger_path"]))
     _inputs.raise_problems(problems)
 
@@ -562,9 +491,15 @@ def main():
 
     def body():
         check_params(module.params, raw)
-        return run_module(module)
+        try:
+            return _scan.run_scan(check=module.check_mode, **module.params)
+        except _scan.NdctlMissing as exc:
+            module.fail_json(msg=str(exc), error=exc.to_dict(), ansible_facts={"pmem": exc.facts})
+        return None  # not reached: fail_json exits
 
     result = module_result.run(module, "pmem_badblocks", body, {"changed": False})
+    for message in result["ansible_facts"]["pmem"]["warnings"]:
+        module.warn(message)
     module.exit_json(**result)
 
 

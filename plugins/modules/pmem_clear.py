@@ -63,6 +63,7 @@ author:
   - pmem.poison contributors (@pmem-poison)
 extends_documentation_fragment:
   - pmem.poison.attributes
+  - pmem.poison.attributes.facts
   - pmem.poison.attributes.platform
   - pmem.poison.inputs.policy
   - pmem.poison.inputs.results
@@ -112,6 +113,51 @@ options:
         round trip on a host with poison (the role uses it).
     type: bool
     default: false
+  scan:
+    description:
+      - Gather the host's facts, its bad ranges and their owners in this run, exactly as
+        M(pmem.poison.pmem_badblocks) with O(pmem.poison.pmem_badblocks#module:resolve=true), these options and
+        the same O(ledger_path) would return them, and act on them as if they had been given as O(bad_ranges),
+        O(results) and O(capabilities) (which must then be left out).
+      - The facts are returned in RV(ansible_facts.pmem) (what the scan found, before anything was done), the
+        owners in RV(resolve). A host with poison costs one module run instead of two (the role uses it).
+      - When the scan finds no bad range and the ledger has no open entry, and nothing else is asked
+        (O(restore_entries), O(entry_ids), O(source), an accepted loss), the ledger is not touched, not even
+        locked.
+      - Leave it out (the default) to act on the options given, as in a run after
+        M(pmem.poison.pmem_badblocks).
+    type: dict
+    suboptions:
+      devices:
+        description: As O(pmem.poison.pmem_badblocks#module:devices); an empty list means every device.
+        type: list
+        elements: str
+        default: []
+      scrub:
+        description: As O(pmem.poison.pmem_badblocks#module:scrub) (skipped in check mode).
+        type: bool
+        default: false
+      scrub_timeout:
+        description: As O(pmem.poison.pmem_badblocks#module:scrub_timeout).
+        type: int
+        default: 300
+      use_ndctl:
+        description: As O(pmem.poison.pmem_badblocks#module:use_ndctl).
+        type: str
+        choices: [auto, always, never]
+        default: auto
+      kernel_events:
+        description: As O(pmem.poison.pmem_badblocks#module:kernel_events).
+        type: bool
+        default: true
+  restore_entries:
+    description:
+      - Restore by ledger entry, the affirmative step for one entry (C(playbooks/restore.yml)) - a mapping of entry
+        id to the absolute path of the known-good copy of that entry's file. The file is rewritten from the copy
+        as with its path in C(restore_sources) of O(policy), and the entry is closed as restored.
+      - An id of an entry already closed as restored is a rerun of the same restore and does nothing. Any other
+        id (unknown, not a file, its loss accepted) fails the task before anything is recorded or written.
+    type: dict
   ledger_path:
     description:
       - The ledger file, an absolute path (a relative one is refused). Its directory must be owned by the
@@ -131,6 +177,10 @@ attributes:
     support: full
     details:
       - Shows the ledger before and after.
+  facts:
+    support: full
+    details:
+      - With O(scan), the facts the scan gathered (as M(pmem.poison.pmem_badblocks) returns them).
 notes:
   - Run as root.
 seealso:
@@ -162,6 +212,14 @@ EXAMPLES = r"""
     accepted_reason: scratch data, regenerated nightly
     results: "{{ owners.results }}"
     bad_ranges: "{{ ansible_facts.pmem.bad_ranges }}"
+
+- name: Scan, record, contain and clear in one run, restoring one entry from its copy
+  pmem.poison.pmem_clear:
+    scan: {}
+    quarantine: true
+    restore_entries:
+      "pmem1@0x2000+0x1000|/dev/pmem1|ino=131|off=8192": /backup/db/table.dat
+  register: converge
 
 - name: Clear free-space poison on an unmounted namespace
   pmem.poison.pmem_clear:
@@ -239,16 +297,35 @@ check_mode:
   description: Whether this was a check-mode run (nothing changed).
   returned: always
   type: bool
+ansible_facts:
+  description:
+    - What O(scan) found, before anything was done, exactly as RV(pmem.poison.pmem_badblocks#module:ansible_facts)
+      (also on a failure after the scan).
+  returned: when O(scan) is given
+  type: dict
+  contains:
+    pmem:
+      description: As RV(pmem.poison.pmem_badblocks#module:ansible_facts.pmem).
+      type: dict
+resolve:
+  description: The owners of the scan's bad ranges, as RV(pmem.poison.pmem_badblocks#module:resolve).
+  returned: when O(scan) is given
+  type: dict
+scrub:
+  description: The scan's scrub, as RV(pmem.poison.pmem_badblocks#module:scrub).
+  returned: when O(scan.scrub=true)
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule, _load_params
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import inputs as _inputs
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as _ledger
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import module_result
-from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
-from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import InputError
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import plan as _plan
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import scan as _scan
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import InputError, PmemError
 
 ARGUMENT_SPEC = dict(
     method=dict(type="str", default="auto",
@@ -264,13 +341,20 @@ ARGUMENT_SPEC = dict(
     ledger_path=dict(type="path", default="/var/lib/pmem-poison/ledger.json"),
     lock_timeout=dict(type="float", default=30.0),
     quarantine=dict(type="bool", default=False),
+    scan=dict(type="dict", options=_scan.OPTIONS),
+    restore_entries=dict(type="dict"),
 )
+
+# what a scan gives in place of the options of the same names
+SCANNED = ("bad_ranges", "results", "capabilities")
 
 
 def checked_params(params, raw):
     """The options as given, after the consent rules the argument spec cannot express."""
     problems = []
     p = _inputs.as_given(params, raw, ARGUMENT_SPEC)
+    # the scan's options keep their defaults, as pmem_badblocks' own do
+    p["scan"] = params["scan"]
     policy = p["policy"] or {}
     problems.append(_inputs.empty_ids_problem("entry_ids", p["entry_ids"]))
     problems.extend(_inputs.blank_items("entry_ids", p["entry_ids"]))
@@ -304,7 +388,24 @@ def checked_params(params, raw):
     problems.append(_inputs.ledger_path_problem(p["ledger_path"]))
     if p["lock_timeout"] < 0:
         problems.append("lock_timeout must be 0 or more seconds, got %s" % p["lock_timeout"])
+    if p["scan"] is not None:
+        given = [name for name in SCANNED if p[name] is not None]
+        if given:
+            problems.append("scan gathers %s itself: leave %s out, or leave scan out and pass "
+                            "pmem_badblocks' results" % (", ".join(SCANNED), " and ".join(given)))
+        problems.extend(_inputs.blank_items("scan.devices", p["scan"]["devices"]))
+        problems.extend(_scan.option_problems(p["scan"], prefix="scan."))
+    for eid, copy in sorted((p["restore_entries"] or {}).items(), key=lambda kv: str(kv[0])):
+        if _inputs.blank(eid):
+            problems.append("restore_entries has a blank entry id")
+        if not isinstance(copy, str) or _inputs.blank(copy) or not copy.startswith("/"):
+            problems.append("restore_entries[%r] must be the absolute path of the known-good copy" % (eid,))
     _inputs.raise_problems(problems)
+    return p
+
+
+def check_entry_ids(p):
+    """Every id of entry_ids names a ledger entry or one recorded from results in this call."""
     if p["entry_ids"]:
         known = set(e["id"] for e in _ledger.load(p["ledger_path"])["entries"])
         for result in p["results"] or []:
@@ -316,7 +417,47 @@ def checked_params(params, raw):
                 "no such ledger entries: %s" % ", ".join(missing), device=None,
                 next_step="list entries with pmem_badblocks (open_entries) or the ledger "
                           "%s; nothing was done" % p["ledger_path"])
-    return p
+
+
+def restore_sources(p):
+    """policy.restore_sources with the files of restore_entries added; an id that is neither an
+    open file entry nor an entry already restored fails the task before anything is written."""
+    sources = dict((p["policy"] or {}).get("restore_sources") or {})
+    if not p["restore_entries"]:
+        return sources
+    by_entry, _done, unknown = _ledger.restore_targets(_ledger.load(p["ledger_path"]), p["restore_entries"])
+    if unknown:
+        raise InputError(
+            "restore_entries names entries that are neither open file entries nor restored entries in "
+            "%s: %s" % (p["ledger_path"], ", ".join(unknown)),
+            next_step="take the ids from ansible_facts.pmem.open_entries (pmem_badblocks) or the report; "
+                      "nothing was done")
+    sources.update(by_entry)
+    return sources
+
+
+def scanned_options(scanned):
+    """The scan's bad ranges, owners and capabilities exactly as pmem_clear would have them as
+    options: converted by the same argument spec, pruned to what the scan gave (inputs.as_given)."""
+    facts = scanned["ansible_facts"]["pmem"]
+    given = {"bad_ranges": facts["bad_ranges"], "results": scanned["resolve"]["results"],
+             "capabilities": facts.get("capabilities") or {}}
+    spec = dict((name, ARGUMENT_SPEC[name]) for name in SCANNED)
+    checked = ArgumentSpecValidator(spec).validate(given)
+    if checked.error_messages:
+        raise PmemError("the scan's results do not fit pmem_clear's options: %s" % "; ".join(checked.error_messages),
+                        next_step="run pmem_badblocks with resolve=true and report its output; nothing was done")
+    return _inputs.as_given(checked.validated_parameters, given, spec)
+
+
+def nothing_to_do(p, scanned):
+    """A scan found no bad range and the ledger no open entry, and nothing was asked: the
+    ledger is not even locked (a clean host is left exactly as it was)."""
+    facts = scanned["ansible_facts"]["pmem"]
+    if facts["bad_ranges"] or facts["open_entries"]:
+        return False
+    return not (p["restore_entries"] or p["entry_ids"] or p["source"]
+                or (p["policy"] or {}).get("accepted_loss"))
 
 
 def main():
@@ -327,15 +468,35 @@ def main():
 
     def body():
         p = checked_params(module.params, raw)
+        if p["scan"] is not None:
+            scanned = _scan.run_scan(ledger_path=p["ledger_path"], resolve=True, check=module.check_mode,
+                                     **p["scan"])
+            # kept on a failure below too: the facts and owners are still what the host has
+            for key in ("ansible_facts", "resolve", "scrub"):
+                if key in scanned:
+                    partial[key] = scanned[key]
+            for message in scanned["ansible_facts"]["pmem"]["warnings"]:
+                module.warn(message)
+            if nothing_to_do(p, scanned):
+                summary = _plan.describe([], check=module.check_mode)
+                return dict(partial, changed=scanned["changed"], ranges=[], summary=summary, failed=False,
+                            msg=("check mode: " if module.check_mode else "") + summary,
+                            check_mode=module.check_mode)
+            p.update(scanned_options(scanned))
+        check_entry_ids(p)
+        policy = dict(p["policy"] or {}, restore_sources=restore_sources(p))
+        # the clearing code is loaded only when there is something to clear
+        from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
+        from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine
         quarantined = None
-        if p["quarantine"]:
+        if p["quarantine"] and (p["scan"] is None or p["results"]):
             quarantined = _quarantine.run_quarantine(
                 ledger_path=p["ledger_path"], state="present", results=p["results"],
-                bad_ranges=p["bad_ranges"], containment=(p["policy"] or {}).get("containment") or [],
+                bad_ranges=p["bad_ranges"], containment=policy.get("containment") or [],
                 check=module.check_mode, lock_timeout=p["lock_timeout"])
         out = clearing.run_clear(
             ledger_path=p["ledger_path"], method=p["method"], entry_ids=p["entry_ids"],
-            source=p["source"], policy=p["policy"], results=p["results"],
+            source=p["source"], policy=policy, results=p["results"],
             facts={"bad_ranges": p["bad_ranges"]} if p["bad_ranges"] is not None else None,
             capabilities=p["capabilities"], check=module.check_mode,
             lock_timeout=p["lock_timeout"], accepted_by=p["accepted_by"],
@@ -345,6 +506,9 @@ def main():
             diffs = [d for d in (quarantined.pop("diff", None), out.get("diff")) if d]
             out["diff"] = diffs[0] if len(diffs) == 1 else diffs
             out["quarantine"] = quarantined
+        if p["scan"] is not None:
+            out.update((key, partial[key]) for key in ("ansible_facts", "resolve", "scrub") if key in partial)
+            out["changed"] = out["changed"] or scanned["changed"]
         return out
 
     out = module_result.run(module, "pmem_clear", body, partial)

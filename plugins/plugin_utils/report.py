@@ -17,6 +17,7 @@ import os
 import tempfile
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger import entry_id as ledger_entry_id
+from ansible_collections.pmem.poison.plugins.module_utils._pmem.ledger import restore_targets as ledger_restore_targets
 
 # What an open entry needs before it can be closed.
 NEEDS_DECISION = "decision"          # restore from a good copy or accept the loss (playbooks restore / accept_loss)
@@ -455,21 +456,13 @@ def entry_sources(open_entries, restore):
     """Restore by ledger entry: {entry_id: copy} -> {"sources": {path: copy}, "missing": [entry ids]}.
 
     ``open_entries`` are the ledger entries from ansible_facts.pmem.open_entries; an id that is not an
-    open file entry there is listed in ``missing`` so the caller can fail with it.
+    open file entry there is listed in ``missing`` so the caller can fail with it. The rule is the
+    ledger's (``restore_targets``), as pmem_clear's ``restore_entries`` applies it.
     """
-    wanted = _dict(restore)
-    sources = {}
-    found = set()
-    for entry in _list(open_entries):
-        if not isinstance(entry, dict) or entry.get("id") not in wanted:
-            continue
-        paths = _entry_paths(entry)
-        if _entry_kind(entry) != "file" or not paths:
-            continue
-        found.add(entry["id"])
-        # hard links share the inode: the first path is enough
-        sources[paths[0]] = wanted[entry["id"]]
-    return {"sources": dict(sorted(sources.items())), "missing": sorted(k for k in wanted if k not in found)}
+    # every entry given is open (the facts list no other), whatever its copy of the state says
+    entries = [dict(e, state="open") for e in _list(open_entries) if isinstance(e, dict)]
+    sources, done, unknown = ledger_restore_targets({"entries": entries}, _dict(restore))
+    return {"sources": dict(sorted(sources.items())), "missing": sorted(done + unknown)}
 
 
 def write_atomic(path, text, mode=0o640):

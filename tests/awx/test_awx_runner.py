@@ -138,14 +138,16 @@ def test_awx_jobs_scan_remediate_report(tmp_path, collections_path, fleet_dir):
     stats = stats_event(events)
     assert stats["failures"] == {"failed0000": 1}
     assert sorted(stats["ok"]) == sorted(fleet_dir)
-    assert host_events(events, "runner_on_ok", "pmem.poison.pmem_badblocks") == clean + ["decision0000"]
-    # one module run per clean host; the open entry also costs pmem_clear (it stays open: no source)
-    assert host_events(events, "runner_on_ok", "pmem.poison.pmem_clear") == ["decision0000"]
+    # one module run per host, clean or not: pmem_clear scans, and acts on the open entry (it stays
+    # open: no source) in the same run
+    assert host_events(events, "runner_on_ok", "pmem.poison.pmem_clear") == clean + ["decision0000"]
+    assert host_events(events, "runner_on_ok", "pmem.poison.pmem_badblocks") == []
     assert host_events(events, "runner_on_ok", "pmem.poison.pmem_resolve") == []
     hosts = stats["artifact_data"]["pmem_poison_hosts"]
     assert dict((h, v["status"]) for h, v in hosts.items()) == {
         clean[0]: "clean", clean[1]: "clean", "decision0000": "needs_decision", "failed0000": "failed"}
-    assert hosts["failed0000"]["failure"]["task"] == "Gather pmem facts, known bad ranges, their owners and open ledger entries"
+    assert hosts["failed0000"]["failure"]["task"] == \
+        "Scan, record, mark and contain every owner, clear what the policy allows and verify"
     report = stats["artifact_data"]["pmem_poison_report"]
     assert report["totals"]["hosts"] == 4 and report["totals"]["failed"] == 1
     assert report["totals"]["open_entries"] == 1

@@ -167,7 +167,7 @@ def bench_size(n, workdir, env):
         for e in ev:
             if e["module"] and e["status"] == "ok":
                 per_kind.setdefault(kinds[e["host"]], []).append(e["action"])
-        assert set(per_kind["clean"]) == {"pmem.poison.pmem_badblocks"} and len(per_kind["clean"]) == counts["clean"]
+        assert set(per_kind["clean"]) == {"pmem.poison.pmem_clear"} and len(per_kind["clean"]) == counts["clean"]
         reports = [e for e in ev if e["action"] == "pmem.poison.fleet_report"]
         assert len(reports) == batches, (len(reports), batches)
         print("  ansible -m ping                      %7.1f s" % t_ping)
@@ -180,7 +180,7 @@ def bench_size(n, workdir, env):
             one = load_report(os.path.join(root, "report-one"))
             assert one["totals"]["not_run"] == 0 and one["totals"]["clean"] == counts["clean"]
             print("  remediate converge, one batch         %7.1f s   ratio %.2f" % (t_one, t_one / t_ping))
-        print("  module runs on a clean host: 1 (pmem_badblocks); controller peak RSS (largest process): "
+        print("  module runs on a clean host: 1 (pmem_clear with scan); controller peak RSS (largest process): "
               "ping %d MiB, converge %d MiB" % (ping_rss // 1024, conv_rss // 1024))
         print("  fleet_report task (in the playbook, %d hosts): first batch %.2f s, last batch %.2f s"
               % (n, reports[0]["seconds"], reports[-1]["seconds"]))

@@ -246,6 +246,27 @@ def open_entries(ledger):
     return [e for e in ledger.get("entries", []) if e.get("state") == "open"]
 
 
+def restore_targets(ledger, restore):
+    """Restore by ledger entry: ``{entry id: copy}`` -> ``(sources, done, unknown)``.
+
+    ``sources`` maps the file of each open file entry named (its first path: hard links share
+    the inode) to its copy, as policy.restore_sources takes it; ``done`` lists the ids of entries
+    already closed as restored (a rerun of the same restore: nothing to do); ``unknown`` every
+    other id (no such entry, not a file, or its loss accepted), which a caller refuses."""
+    sources, done, unknown = {}, [], []
+    for eid in sorted(restore or {}):
+        entry = resolve_entry_id(ledger, eid) or {}
+        owner = entry.get("owner") or {}
+        paths = [p for p in owner.get("paths") or [] if p]
+        if entry.get("state") == "open" and owner.get("kind") == "file" and paths:
+            sources[paths[0]] = restore[eid]
+        elif entry.get("state") == "closed" and (entry.get("closure") or {}).get("how") == "restored":
+            done.append(eid)
+        else:
+            unknown.append(eid)
+    return sources, done, unknown
+
+
 def _event(event, at, details=None):
     if event not in EVENTS:
         raise ValueError("unknown ledger event %r" % (event,))

@@ -16,6 +16,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ranges as _ranges
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import scan as _scan
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem.errors import GatherError
 from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks
@@ -27,7 +28,7 @@ from loader import fixture_root  # noqa: E402  pylint: disable=wrong-import-posi
 
 def run(capsys, monkeypatch, args, fixture="stock-poison", roots=None, ndctl_path=None):
     base = fixture_root(fixture)
-    monkeypatch.setattr(pmem_badblocks, "ROOTS", roots or {
+    monkeypatch.setattr(_scan, "HOST_ROOTS", roots or {
         "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
         "dev_root": os.path.join(base, "dev")})
     monkeypatch.setattr(_topology, "find_ndctl", lambda: ndctl_path)
@@ -156,7 +157,7 @@ def test_argument_spec_matches_documentation():
     ret = yaml.safe_load(pmem_badblocks.RETURN)
     assert set(doc["options"]) == {"devices", "scrub", "scrub_timeout", "use_ndctl", "ledger_path",
                                    "kernel_events", "resolve"}
-    assert set(ret["resolve"]["contains"]) == set(pmem_badblocks.resolve_bad_ranges([]))
+    assert set(ret["resolve"]["contains"]) == set(_scan.resolve_bad_ranges([]))
     documented = set(ret["ansible_facts"]["contains"]["pmem"]["contains"])
     gathered = _facts.build_facts({}, [], [])
     assert documented == set(gathered)
@@ -204,5 +205,5 @@ def test_resolve_folds_pmem_resolve_into_the_same_run(capsys, monkeypatch):
 def test_resolve_on_a_clean_host_runs_no_resolver():
     def boom(*_a, **_k):
         raise AssertionError("the resolver ran for no bad range")
-    assert pmem_badblocks.resolve_bad_ranges([], resolve_owners=boom) == {
+    assert _scan.resolve_bad_ranges([], resolve_owners=boom) == {
         "results": [], "summary": {"ranges": 0, "errors": 0, "owners": {}}}

@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pmem_clear's ``scan`` (one module run for a host with poison) and ``restore_entries``."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import functools
+import os
+import sys
+
+import pytest
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing as _clearing
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import scan as _scan
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
+from ansible_collections.pmem.poison.plugins.modules import pmem_badblocks, pmem_clear
+from ansible_collections.pmem.poison.tests.support.module_harness import run_inprocess, snapshot
+from ansible_collections.pmem.poison.tests.support.pmem_fakes import FileBadblocks
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+sys.path.insert(0, FIXTURES)
+from loader import fixture_root  # noqa: E402  pylint: disable=wrong-import-position
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """Point the scan at a captured host tree (sysfs, proc, dev); no ndctl, no journal."""
+    def use(name):
+        base = fixture_root(name)
+        monkeypatch.setattr(_scan, "HOST_ROOTS", {
+            "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
+            "dev_root": os.path.join(base, "dev")})
+        monkeypatch.setattr(_topology, "find_ndctl", lambda: None)
+        monkeypatch.setattr(_kernel_events, "default_journal", lambda: None)
+        return base
+    return use
+
+
+def _without_clock(result):
+    facts = dict(result["ansible_facts"]["pmem"])
+    facts.pop("collected_at", None)
+    return facts
+
+
+def test_scan_gives_exactly_the_facts_and_owners_of_pmem_badblocks(host, monkeypatch, tmp_path):
+    host("stock-poison")
+    ledger = str(tmp_path / "l" / "ledger.json")
+    facts = run_inprocess(pmem_badblocks, {"ledger_path": ledger, "resolve": True}, monkeypatch)
+    assert facts["ansible_facts"]["pmem"]["bad_ranges"], "the fixture has poison"
+    out = run_inprocess(pmem_clear, {"ledger_path": ledger, "scan": {}, "quarantine": True},
+                        monkeypatch, check=True)
+    assert _without_clock(out) == _without_clock(facts)
+    assert out["resolve"] == facts["resolve"]
+    assert out["check_mode"] is True and out["plan"], out  # it planned from what it found
+    assert not os.path.exists(os.path.dirname(ledger))  # check mode: nothing written
+
+
+def test_scan_on_a_clean_host_leaves_everything_as_it_was(host, monkeypatch, tmp_path):
+    host("stock-clean")
+    state = tmp_path / "state"
+    state.mkdir()
+    before = snapshot(str(state))
+    out = run_inprocess(pmem_clear, {"ledger_path": str(state / "ledger.json"), "scan": {"use_ndctl": "never"},
+                                     "quarantine": True}, monkeypatch)
+    assert not out.get("failed"), out
+    assert out["changed"] is False and out["plan"] == [] and out["results"] == []
+    assert out["ansible_facts"]["pmem"]["clean"] is True
+    assert out["summary"] == "nothing to do"
+    assert snapshot(str(state)) == before  # no ledger, not even its lock file
+
+
+@pytest.mark.parametrize("given", ["bad_ranges", "results", "capabilities"])
+def test_scan_with_what_it_gathers_given_is_refused(host, monkeypatch, tmp_path, given):
+    host("stock-poison")
+    value = {"bad_ranges": [], "results": [], "capabilities": {}}[given]
+    out = run_inprocess(pmem_clear, {"ledger_path": str(tmp_path / "ledger.json"), "scan": {},
+                                     given: value}, monkeypatch)
+    assert out.get("failed") and "scan gathers" in out["msg"] and given in out["msg"], out
+    assert not os.path.exists(str(tmp_path / "ledger.json"))
+
+
+def test_scan_options_are_checked_like_pmem_badblocks(host, monkeypatch, tmp_path):
+    host("stock-clean")
+    out = run_inprocess(pmem_clear, {"ledger_path": str(tmp_path / "ledger.json"),
+                                     "scan": {"scrub_timeout": -1, "devices": [" "]}}, monkeypatch)
+    assert out.get("failed") and "scan.scrub_timeout" in out["msg"] and "scan.devices" in out["msg"], out
+
+
+@pytest.fixture
+def faked_lists(world, monkeypatch):
+    """The clears see the world's fake badblocks lists."""
+    monkeypatch.setattr(_clearing, "run_clear",
+                        functools.partial(_clearing.run_clear, provider=FileBadblocks(world.badblocks)))
+    return world
+
+
+def _restore_args(world, restore):
+    return {"ledger_path": world.ledger, "restore_entries": restore, "capabilities": world.caps,
+            "results": [{"range_id": world.range["id"], "owners": [world.owner]}],
+            "bad_ranges": [world.range]}
+
+
+def test_restore_entries_rewrites_the_file_and_a_rerun_is_a_no_op(faked_lists, monkeypatch):
+    world = faked_lists
+    out = run_inprocess(pmem_clear, _restore_args(world, {world.eid: world.good}), monkeypatch)
+    assert not out.get("failed") and out["changed"], out
+    with open(world.file, "rb") as damaged, open(world.good, "rb") as good:
+        assert damaged.read() == good.read()
+    entry = L.find_entry(L.load(world.ledger), world.eid)
+    assert entry["state"] == "closed" and entry["closure"]["how"] == "restored"
+    again = run_inprocess(pmem_clear, _restore_args(world, {world.eid: world.good}), monkeypatch)
+    assert not again.get("failed") and again["changed"] is False, again
+
+
+@pytest.mark.parametrize("restore", [
+    {"pmem9@0x0+0x1000|/dev/pmem9|ino=1|off=0": "/good"},  # no such entry
+    {"EID": "relative/copy"},  # not an absolute copy
+], ids=["unknown-id", "relative-copy"])
+def test_restore_entries_that_cannot_be_done_fail_and_change_nothing(faked_lists, monkeypatch, restore):
+    world = faked_lists
+    restore = dict((world.eid if k == "EID" else k, v) for k, v in restore.items())
+    before = snapshot(world.root)
+    out = run_inprocess(pmem_clear, _restore_args(world, restore), monkeypatch)
+    assert out.get("failed") and "restore_entries" in out["msg"] and "Next step" in out["msg"], out
+    assert snapshot(world.root) == before
+
+
+def test_restore_entries_refuses_an_entry_whose_loss_was_accepted(faked_lists, monkeypatch):
+    world = faked_lists
+    ledger = L.load(world.ledger)
+    entry = L.find_entry(ledger, world.eid)
+    L.save(world.ledger, L.replace_entry(ledger, L.close_entry(entry, "accepted_lost", by="alice", why="scratch")))
+    before = snapshot(world.root)
+    out = run_inprocess(pmem_clear, _restore_args(world, {world.eid: world.good}), monkeypatch)
+    assert out.get("failed") and world.eid in out["msg"], out
+    assert snapshot(world.root) == before
