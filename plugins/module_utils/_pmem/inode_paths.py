@@ -66,23 +66,21 @@ def _read_dir(parent, is_root, root_dev, visit, on_error, stack):
         on_error(parent.path, e)
         return 0
     with it:
-        while True:
-            try:
-                entry = next(it)
-            except StopIteration:
-                break
-            except OSError as e:  # readdir failed midway (EIO, ...)
-                on_error(parent.path, e)
-                break
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                mount_point = is_dir and entry.stat(follow_symlinks=False).st_dev != root_dev
-                visit(parent, entry, is_dir, mount_point)
-                if is_dir and not mount_point:
-                    stack.append(parent.join(entry.name))
-            except OSError as e:
-                if e.errno != errno.ENOENT:
-                    on_error(parent.join(entry.name), e)
+        try:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        mount_point = entry.stat(follow_symlinks=False).st_dev != root_dev
+                        visit(parent, entry, True, mount_point)
+                        if not mount_point:
+                            stack.append(parent.join(entry.name))
+                    else:
+                        visit(parent, entry, False, False)
+                except OSError as e:
+                    if e.errno != errno.ENOENT:
+                        on_error(parent.join(entry.name), e)
+        except OSError as e:  # readdir failed midway (EIO, ...): what the entry body raises stays in it
+            on_error(parent.path, e)
     return 1
 
 
