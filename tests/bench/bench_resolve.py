@@ -11,6 +11,10 @@ Timed runs are repeated BENCH_REPEAT times (default 5; ext4 alternates resolver 
 the best of each is compared: these machines are shared and noisy. Never asserts timings. Needs
 root. The XFS baseline is sampled (BENCH_BASELINE_SAMPLE ranges) and extrapolated: it says so.
 
+BENCH_COMPARE_REV=<git revision> (e.g. main) also times that revision's ext4 FIEMAP pass (its
+fiemap.py and inode_paths.py in this checkout's pipeline), alternated with this checkout's, and
+prints the ratio. Load averages are printed before and after the timed runs.
+
 BENCH_TREE_DIR=/var/tmp/x keeps the images (and their ground truth) there and reuses them on the
 next run with the same BENCH_FILES/BENCH_CLONES/BENCH_SEED, so a 1M-file tree is built once;
 `rm -rf` that directory when done.
@@ -22,6 +26,7 @@ __metaclass__ = type
 
 import bisect
 import fcntl
+import importlib.util
 import os
 import random
 import re
@@ -36,6 +41,7 @@ import tracemalloc
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap as F
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import fsmap as FS
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_mounted as OM
 
 N_FILES = int(os.environ.get("BENCH_FILES", "100000"))
 N_CLONES = int(os.environ.get("BENCH_CLONES", "1000"))
@@ -43,6 +49,7 @@ N_RANGES = int(os.environ.get("BENCH_RANGES", "512"))
 BASELINE_SAMPLE = int(os.environ.get("BENCH_BASELINE_SAMPLE", "16"))
 SEED = int(os.environ.get("BENCH_SEED", "4"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
+COMPARE_REV = os.environ.get("BENCH_COMPARE_REV")
 FICLONE = 0x40049409
 BS = 4096
 
@@ -172,6 +179,42 @@ def expected(blocks, paths, ranges):
         for ino, lblk in blocks[off // BS]:
             exp.add((off, ino, lblk * BS + off % BS, tuple(paths[ino])))
     return exp
+
+
+def load_rev_fiemap(rev, workdir):
+    """fiemap.py as of git revision *rev*, walking with that revision's inode_paths.py; the rest of
+    the package is this checkout's. Both are written to *workdir* and imported from there under
+    their own names (nothing is imported twice under one name)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def module(rel):
+        name = "bench_rev_" + os.path.basename(rel)[:-3]
+        path = os.path.join(workdir, name + ".py")
+        with open(path, "w") as f:
+            f.write(sh("git", "-C", repo, "show", "%s:%s" % (rev, rel)))
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    walker = module("plugins/module_utils/_pmem/inode_paths.py")
+    fiemap = module("plugins/module_utils/_pmem/fiemap.py")
+    fiemap._inode_paths = walker  # scan looks its walker up when called
+    return fiemap
+
+
+def run_rev_fiemap_pass(fiemap, state, ranges):
+    """The FIEMAP-only resolver with owners_mounted's FIEMAP pass scanning through *fiemap*."""
+    saved = OM._fiemap
+    OM._fiemap = fiemap
+    try:
+        return run_resolver(state, ranges, trace=False, ext4_debugfs=False)
+    finally:
+        OM._fiemap = saved
+
+
+def loadavg():
+    return "%.2f %.2f %.2f" % os.getloadavg()
 
 
 def run_resolver(state, ranges, trace=True, **kw):
@@ -358,8 +401,10 @@ def bench(fstype, workdir):
             sh("sync")
             # alternate resolver and baselines REPEAT times, keep the best of each: all see warm
             # caches and the same background load
-            dts, bts, btcs, fts = [], [], [], []
+            dts, bts, btcs, fts, rts = [], [], [], [], []
             fpeak = float("nan")
+            rev_fiemap = load_rev_fiemap(COMPARE_REV, workdir) if COMPARE_REV else None
+            load_before = loadavg()
             for _i in range(REPEAT):
                 dt, peak, got, _res = run_resolver(state, ranges)
                 dts.append(dt)
@@ -370,6 +415,10 @@ def bench(fstype, workdir):
                 if not fts:
                     fpeak = ftpeak
                 fts.append(ft)
+                if rev_fiemap is not None:
+                    rt, _peak, rgot, _res = run_rev_fiemap_pass(rev_fiemap, state, ranges)
+                    rts.append(rt)
+            load_after = loadavg()
             dt = min(dts)
             report_resolver("resolver (debugfs candidates + FIEMAP verify), best of %d" % len(dts),
                             dt, peak, exp, got)
@@ -379,6 +428,13 @@ def bench(fstype, workdir):
             print("   all runs (s): resolver %s | baseline %s | baseline -c %s | FIEMAP pass %s" % tuple(
                 " ".join("%.3f" % x for x in v) for v in (dts, bts, btcs, fts)))
             print("   ratio FIEMAP pass / baseline (best of each): %.1f" % (min(fts) / min(bts)))
+            if rts:
+                rrec, rprec = score(exp, rgot)
+                print("   FIEMAP pass of %s (its fiemap.py + inode_paths.py), best of %d: %.3fs  recall %.4f "
+                      "precision %.4f  all runs %s  ratio this/%s (best of each): %.3f" % (
+                          COMPARE_REV, len(rts), min(rts), rrec, rprec, " ".join("%.3f" % x for x in rts),
+                          COMPARE_REV, min(fts) / min(rts)))
+            print("   load averages (1 5 15 min) before the timed runs: %s, after: %s" % (load_before, load_after))
             print("   baseline (debugfs -R icheck + ncheck, one call each), best of %d: %.3fs" % (
                 len(bts), bt))
             print("   baseline with debugfs -c (catastrophic, no bitmaps), best of %d: %.3fs" % (

@@ -121,6 +121,24 @@ class RangeSet:
         self.items = sorted([s, e, t] for s, e, t in intervals if e > s)
         self.starts = [i[0] for i in self.items]
         self.maxlen = max([e - s for s, e, _t in self.items] or [0])
+        # reach[i]: the furthest end among items[:i + 1]. Intervals may overlap each other, so
+        # "does anything pending overlap [start, end)" is one bisect and one lookup: the scan asks
+        # that of every extent of every file and almost always hears no
+        self.reach = []
+        self._set_reach()
+
+    def _set_reach(self):
+        far = 0
+        reach = []
+        for _s, e, _t in self.items:
+            far = max(far, e)
+            reach.append(far)
+        self.reach[:] = reach  # in place: the scan holds this list
+
+    def touches(self, start, end):
+        """True when a pending interval overlaps [start, end) (``overlapping`` says which)."""
+        i = bisect.bisect_left(self.starts, end)
+        return i > 0 and self.reach[i - 1] > start
 
     def empty(self):
         return not self.items
@@ -163,6 +181,7 @@ class RangeSet:
         new = sorted(keep) + sorted(right)
         self.items[lo:hi] = new
         self.starts[lo:hi] = [i[0] for i in new]
+        self._set_reach()
 
 
 def _same_path(path):
@@ -194,32 +213,32 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
            "errors_count": 0, "files_scanned": 0, "complete": False, "stopped_early": False,
            "timed_out": False}
     file_flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-    noatime = [bool(O_NOATIME)]  # dropped for good after the first EPERM (not the file's owner)
+    open_flags = [file_flags | O_NOATIME]  # O_NOATIME dropped for good after the first EPERM
+    fast_scanned = [0]  # files settled by the quick look in visit (map_open counts its own)
 
     def err(path, e):
         res["errors_count"] += 1
         if len(res["errors"]) < error_limit:
             res["errors"].append({"path": path, "error": getattr(e, "strerror", None) or str(e)})
 
-    def map_file(name, dfd, path_of, is_dir):
-        # Opened relative to its directory (no path lookup from the root per file) and not
-        # stat'ed unless it maps pending bytes: a file that hits is fstat'ed then, and dropped
-        # when it is on another filesystem (a file bind-mounted over this one's).
+    def open_file(name, dfd, path_of):
+        # Opened relative to its directory (no path lookup from the root per file). None when it
+        # vanished since readdir (nothing to map) or cannot be opened (reported).
         try:
-            fd = os.open(name, file_flags | (O_NOATIME if noatime[0] else 0), dir_fd=dfd)
+            return os.open(name, open_flags[0], dir_fd=dfd)
         except OSError as e:
-            if e.errno == errno.EPERM and noatime[0]:
-                noatime[0] = False
-                try:
-                    fd = os.open(name, file_flags, dir_fd=dfd)
-                except OSError as e2:
-                    if e2.errno != errno.ENOENT:
-                        err(path_of(name), e2)
-                    return
-            else:
-                if e.errno != errno.ENOENT:  # vanished since readdir: nothing to map
-                    err(path_of(name), e)
-                return
+            if e.errno == errno.EPERM and open_flags[0] != file_flags:
+                # O_NOATIME is for the file's owner only: not being it is no reason to skip files
+                open_flags[0] = file_flags
+                return open_file(name, dfd, path_of)
+            if e.errno != errno.ENOENT:
+                err(path_of(name), e)
+            return None
+
+    def map_open(fd, name, path_of):
+        # Every extent of one open file, paged. A file is not stat'ed unless it maps pending
+        # bytes: a file that hits is fstat'ed then, and dropped when it is on another filesystem
+        # (a file bind-mounted over this one's).
         try:
             res["files_scanned"] += 1
             delayed = False
@@ -254,16 +273,57 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
             err(path_of(name), e)
         except OSError as e:
             err(path_of(name), e)
-        finally:
-            os.close(fd)
+
+    # The quick look of visit: the names it calls are bound here once, because it runs for every
+    # file and almost every file neither maps pending bytes nor needs a second FIEMAP call.
+    struct.pack_into(HEAD_FMT, buf, 0, 0, FIEMAP_MAX_OFFSET, 0, 0, batch, 0)
+    head = bytes(buf[:HEAD_SIZE])
+    mapped_of = struct.Struct("=I").unpack_from
+    placed_of = struct.Struct("=8xQQ16xI12x").unpack_from  # physical, length, flags
+    ext_offsets = range(HEAD_SIZE, HEAD_SIZE + batch * EXT_SIZE, EXT_SIZE)
+    starts, reach = pending.starts, pending.reach  # RangeSet keeps these lists in place
+    os_open, os_close, ioctl, bisect_left = os.open, os.close, fcntl.ioctl, bisect.bisect_left
 
     def visit(parent, entry, is_dir, mount_point):
-        # opened relative to the directory the walker holds open (openat): no path lookup per file
         if is_dir:
-            if want_directories and not mount_point:
-                map_file(entry.name, parent.fd, parent.join, True)
-        elif entry.is_file(follow_symlinks=False):
-            map_file(entry.name, parent.fd, parent.join, False)
+            if mount_point or not want_directories:
+                return
+        elif not entry.is_file(follow_symlinks=False):
+            return
+        name, dfd = entry.name, parent.fd
+        try:
+            fd = os_open(name, open_flags[0], dir_fd=dfd)
+        except OSError:
+            fd = open_file(name, dfd, parent.join)  # retries without O_NOATIME, reports
+            if fd is None:
+                return
+        try:
+            careful = True
+            try:
+                # One FIEMAP call; when every extent it gives is placed and overlaps nothing
+                # pending, and the last one is the file's last, the file is done. Anything else
+                # (a hit, delayed allocation, more extents, an error) is left to map_open, which
+                # asks again from the start.
+                buf[:HEAD_SIZE] = head
+                ioctl(fd, FS_IOC_FIEMAP, buf, True)
+                flags = FIEMAP_EXTENT_LAST  # no extent at all: an empty file
+                for off in ext_offsets[:mapped_of(buf, 20)[0]]:
+                    physical, length, flags = placed_of(buf, off)
+                    if flags & NO_PHYSICAL:
+                        break
+                    i = bisect_left(starts, physical + length)
+                    if i and reach[i - 1] > physical:
+                        break
+                else:
+                    careful = not flags & FIEMAP_EXTENT_LAST
+            except OSError:
+                pass  # map_open asks again and reports it
+            if careful:
+                map_open(fd, name, parent.join)
+            else:
+                fast_scanned[0] += 1
+        finally:
+            os_close(fd)
 
     def stop():
         if stop_early and pending.empty():
@@ -275,8 +335,14 @@ def scan(root, intervals, root_dev=None, max_seconds=None, batch=32, stop_early=
         return None
 
     if want_directories:
-        map_file(root, None, _same_path, True)
+        fd = open_file(root, None, _same_path)
+        if fd is not None:
+            try:
+                map_open(fd, root, _same_path)
+            finally:
+                os.close(fd)
     _inode_paths.walk(root, root_dev, visit, err, stop)
+    res["files_scanned"] += fast_scanned[0]
     res["complete"] = not res["timed_out"]
     res["unaccounted"] = [tuple(item) for item in pending.items]
     return res

@@ -52,7 +52,10 @@ def test_an_unreadable_directory_is_an_error_not_a_failure(tmp_path, monkeypatch
     bad = str(tmp_path / "a")
 
     def opener(path, flags, *a, **kw):
-        if path == bad:
+        # the walker opens a directory relative to its parent's fd (dir_fd) or by its path
+        dir_fd = kw.get("dir_fd")
+        whole = path if dir_fd is None else os.path.join(os.readlink("/proc/self/fd/%d" % dir_fd), path)
+        if whole == bad:
             raise PermissionError(13, "Permission denied", path)
         return real(path, flags, *a, **kw)
     monkeypatch.setattr(os, "open", opener)
