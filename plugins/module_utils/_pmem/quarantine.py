@@ -118,6 +118,30 @@ def check_identity(fd, path, owner):
     return st
 
 
+def with_size(entry):
+    """``entry`` with its file's size recorded in the owner, when the record lacks it and the file
+    (no symlink followed, the recorded inode and generation) can be opened; else ``entry``. The
+    write guard holds the file to that size: zeros for an accepted loss never land in a file
+    truncated and written anew since."""
+    owner = entry.get("owner") or {}
+    if owner.get("kind") != "file" or owner.get("size") is not None or entry.get("state") != "open":
+        return entry
+    for path in owner.get("paths") or []:
+        try:
+            dfd, _name, fd = open_file_nofollow(path)
+        except Skip:
+            continue
+        try:
+            size = check_identity(fd, path, owner).st_size
+        except Skip:
+            continue
+        finally:
+            os.close(fd)
+            os.close(dfd)
+        return dict(entry, owner=dict(owner, size=size))
+    return entry
+
+
 def read_marker(fd):
     try:
         raw = os.getxattr(fd, XATTR)
