@@ -306,6 +306,8 @@ def recover_pending(entry, cont):
                     del cont["rename"]
             elif not _our_file(intent["to"], owner):
                 decided = False
+        elif step == "marker":
+            pass  # the marker is rewritten from the ledger whenever it differs: nothing to decide
         elif step in ("chmod", "unchmod", "immutable", "unimmutable"):
             path = intent.get("path")
             try:
@@ -388,7 +390,20 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
             if size_seen is None:
                 size_seen = st.st_size
             # one inode, several links: the marker is per inode; mark once
-            if _write_marker(fd, cur, marker_for(read_marker(fd), entry, ledger_path), check):
+            marker = marker_for(read_marker(fd), entry, ledger_path)
+            if _write_marker(fd, cur, marker, True):
+                if not check:
+                    # announced in the ledger first: a ledger that cannot be written (full,
+                    # read-only) fails the run before the file is touched
+                    intent = {"step": "marker", "path": cur}
+                    cont.setdefault("pending", []).append(intent)
+                    _journal(work, cont, journal)
+                    try:
+                        _write_marker(fd, cur, marker, False)
+                    finally:
+                        cont["pending"].remove(intent)
+                        if not cont["pending"]:
+                            del cont["pending"]
                 result["changed"] = True
                 done.append("marker")
             result["marked"].append(cur)
@@ -628,6 +643,10 @@ def run_quarantine(ledger_path=_ledger.DEFAULT_PATH, state="present", results=No
                     continue
                 new = accept_loss(entry, by, why)
                 out["entries"].append({"entry_id": entry["id"], "changed": True, "skipped": []})
+                if not check:
+                    store.update(new)
+                    store.commit()  # the closure is on disk before the marker says it
+                    touched.add(entry["id"])
                 # keep the marker truthful: the range is now an accepted loss
                 if (entry.get("owner") or {}).get("kind") == "file" and not check:
                     _unused, res = refresh_marker(new, ledger_path)
