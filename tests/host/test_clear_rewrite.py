@@ -12,6 +12,7 @@ import os
 import stat
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+from tests.support.module_harness import snapshot
 
 from .fixtures_clear import listed, make_damaged, read, run_module
 
@@ -133,3 +134,28 @@ def test_release_refreshes_a_stale_marker_of_a_restored_entry(clearfs):
     res, _proc = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "released"},
                             clearfs.workdir)
     assert res["changed"] is False
+
+
+def test_check_mode_leaves_files_xattrs_ledger_and_lock_alone(clearfs):
+    # a quarantined, contained file: check mode of every acting call changes no byte of the
+    # file, its xattrs and mode, the quarantine directory, the ledger or its lock, and says
+    # what it would do; the real run's diff shows the ledger before and after
+    d = make_damaged(clearfs, clearfs.workdir)
+    q = {"ledger_path": d.ledger, "results": d.args["results"], "bad_ranges": d.args["bad_ranges"],
+         "containment": ["chmod", "rename"]}
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir, d.env, tag="q")
+    assert res and res["changed"], (res, p.stderr)
+    before = (snapshot(clearfs.mnt), snapshot(os.path.dirname(d.ledger)))
+    calls = [("pmem_clear", dict(d.args, quarantine=True, policy={"containment": ["chmod", "rename", "immutable"]})),
+             ("pmem_quarantine", dict(q, containment=["chmod", "rename", "immutable"])),
+             ("pmem_quarantine", {"ledger_path": d.ledger, "state": "accepted_lost", "entry_ids": d.args["entry_ids"],
+                                  "by": "ops", "why": "test"})]
+    for name, args in calls:
+        res, p = run_module(name, args, clearfs.workdir, d.env, check=True, diff=True)
+        assert res and res["changed"] and not res.get("failed"), (name, res, p.stderr)
+        assert (snapshot(clearfs.mnt), snapshot(os.path.dirname(d.ledger))) == before, name
+        if name == "pmem_clear":
+            assert "contain 1" in res["summary"] and "rewrite %s from %s" % (d.path, d.source) in res["summary"], res
+    res, p = run_module("pmem_clear", dict(d.args, results=[]), clearfs.workdir, d.env, diff=True)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert '"state": "open"' in res["diff"]["before"] and '"how": "restored"' in res["diff"]["after"]

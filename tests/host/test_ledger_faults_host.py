@@ -18,8 +18,10 @@ import pytest
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 
+from tests.support.module_harness import snapshot
+
 from .conftest import LoopFs, _require_host, sh
-from .fixtures_clear import run_module
+from .fixtures_clear import make_damaged, run_module
 
 RID = "pmem9@0x2000+0x1000"
 
@@ -123,3 +125,70 @@ def test_immutable_ledger_directory(ledgerfs, module):
     finally:
         sh("chattr", "-i", state)
     assert _state(ledgerfs) == before
+
+
+def _fill_but(fs, room):
+    """Fill ``fs`` to the last block, then give back ``room`` bytes (a lock's pid fits, a ledger
+    save does not)."""
+    filler = fs.path("filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\xaa" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+            os.fsync(fd)
+        os.ftruncate(fd, os.fstat(fd).st_size - room)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.parametrize("fault", ["nearly_full", "read_only"])
+@pytest.mark.parametrize("module", ["pmem_quarantine", "pmem_clear"])
+def test_ledger_fault_leaves_the_damaged_file_alone(clearfs, module, fault):
+    """The ledger on a filesystem of its own that fills up (or goes read-only) after the entry was
+    recorded: marking, containing and clearing the file on the data filesystem need a save first,
+    so the run fails naming the ledger and nothing on the data filesystem changes."""
+    small = LoopFs("ext4", clearfs.workdir, size_mb=16, mkfs_args=("-m", "0"), name="ledger")
+    try:
+        d = make_damaged(clearfs, clearfs.workdir)
+        ledger = small.path("state/ledger.json")
+        more = [{"range_id": RID, "owners": [_owner(ino, 4096) for ino in range(100, 130)]}]
+        res, p = run_module("pmem_quarantine", {"ledger_path": ledger, "results": more}, clearfs.workdir)
+        assert res and not res.get("failed"), (res, p.stderr)
+        record = dict(d.args, ledger_path=ledger)
+        del record["source"]  # recorded, left open
+        res, p = run_module("pmem_clear", record, clearfs.workdir, d.env, tag="record")
+        assert res and not res.get("failed"), (res, p.stderr)
+        assert os.path.getsize(ledger) > 2 * 8192  # a save needs more room than is left
+        with open(ledger, "rb") as f:
+            before = f.read()
+        data = snapshot(clearfs.mnt)
+        if module == "pmem_quarantine":
+            args = {"ledger_path": ledger, "containment": ["chmod", "rename", "immutable"]}
+        else:
+            args = dict(d.args, ledger_path=ledger, quarantine=True, policy={"containment": ["chmod"]})
+            del args["results"]
+        filler = None
+        if fault == "read_only":
+            sh("mount", "-o", "remount,ro", small.mnt)
+        else:
+            filler = _fill_but(small, 8192)
+        try:
+            res, p = run_module(module, args, clearfs.workdir, d.env)
+        finally:
+            if filler:
+                os.unlink(filler)
+            else:
+                sh("mount", "-o", "remount,rw", small.mnt)
+        _assert_message(res, p, [os.path.dirname(ledger), "ENOSPC" if filler else "EROFS"])
+        with open(ledger, "rb") as f:
+            assert f.read() == before
+        assert snapshot(clearfs.mnt) == data  # no marker, no containment, no clear
+        assert sorted(os.listdir(os.path.dirname(ledger))) == ["ledger.json", "ledger.lock"]
+    finally:
+        small.destroy()

@@ -699,8 +699,11 @@ def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, s
         # mode's summary) shows the records too
         ledger_before = store.data
         if fresh:
-            store.data = _ledger.merge_detections(store.data, fresh,
-                                                  (facts or {}).get("bad_ranges"))[0]
+            store.data, changes = _ledger.merge_detections(store.data, fresh,
+                                                           (facts or {}).get("bad_ranges"))
+            for change in changes:
+                # the size the guard holds the file to, as pmem_quarantine records it
+                store.update(_quarantine.with_size(store.entry(change["entry_id"])))
             store.commit()
         policy["restore_sources"] = _sources_for(policy, source, entry_ids, store.data)
         use_facts = facts if facts is not None else listed_facts(store.data, provider)

@@ -73,6 +73,8 @@ LIST_SOURCES = ("region", "blockdev", "ndctl", "cxl")
 # Owner fields whose change since the last resolution is worth a "resolved" history event.
 OWNER_TRACKED = ("paths", "generation", "repair_offset", "repair_length", "shared", "kind",
                  "metadata_kind", "length")
+# owner fields the record adds (the resolver never reports them): kept when the owner is updated
+OWNER_RECORDED = ("size",)
 
 
 class TransitionError(PmemError):
@@ -435,14 +437,39 @@ def merge_detections(ledger, resolve_results, bad_ranges=None, at=None):
                 entry["history"].append(_event("detected", at, {"events": new_keys, "again": True}))
                 changes.append({"entry_id": eid, "change": "updated",
                                 "reason": "reported again by %s" % ", ".join(new_keys)})
+            if _inode_reused(entry["owner"], owner):
+                # another file got the inode number (ext4 hands out the one just freed): the
+                # entry keeps the file it recorded, so nothing meant for that file reaches the
+                # new one (the guard refuses by generation); its history names the newcomer once
+                if not any((ev.get("details") or {}).get("inode_reused", {}).get("generation")
+                           == owner.get("generation") for ev in entry["history"]):
+                    entry["history"].append(_event("resolved", at, {"inode_reused": {
+                        "generation": owner.get("generation"), "paths": list(owner.get("paths") or [])}}))
+                    changes.append({"entry_id": eid, "change": "updated", "reason": (
+                        "inode %s now holds another file (generation %s, recorded %s): the entry keeps "
+                        "the file it recorded" % (owner.get("inode"), owner.get("generation"),
+                                                  entry["owner"].get("generation")))})
+                continue
             diff = dict((k, {"old": entry["owner"].get(k), "new": owner.get(k)})
                         for k in OWNER_TRACKED if entry["owner"].get(k) != owner.get(k))
             if diff:
                 entry["history"].append(_event("resolved", at, {"changed": diff}))
-                entry["owner"] = copy.deepcopy(owner)
+                # what only the record knows (the size pmem_quarantine saw) stays with it: the
+                # guard holds the file to it
+                kept = dict((k, entry["owner"][k]) for k in OWNER_RECORDED
+                            if entry["owner"].get(k) is not None and owner.get(k) is None)
+                entry["owner"] = dict(copy.deepcopy(owner), **kept)
                 changes.append({"entry_id": eid, "change": "updated",
                                 "reason": "owner changed: %s" % ", ".join(sorted(diff))})
     return new, changes
+
+
+def _inode_reused(recorded, owner):
+    """Is ``owner`` another file at the inode number ``recorded`` names (both generations
+    known and different)?"""
+    a, b = (recorded or {}).get("generation"), (owner or {}).get("generation")
+    return (recorded or {}).get("kind") == "file" and a is not None and b is not None and \
+        int(a) & 0xffffffff != int(b) & 0xffffffff
 
 
 def _names_moved(entry, bad_range, owner):

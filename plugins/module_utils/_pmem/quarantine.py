@@ -118,6 +118,30 @@ def check_identity(fd, path, owner):
     return st
 
 
+def with_size(entry):
+    """``entry`` with its file's size recorded in the owner, when the record lacks it and the file
+    (no symlink followed, the recorded inode and generation) can be opened; else ``entry``. The
+    write guard holds the file to that size: zeros for an accepted loss never land in a file
+    truncated and written anew since."""
+    owner = entry.get("owner") or {}
+    if owner.get("kind") != "file" or owner.get("size") is not None or entry.get("state") != "open":
+        return entry
+    for path in owner.get("paths") or []:
+        try:
+            dfd, _name, fd = open_file_nofollow(path)
+        except Skip:
+            continue
+        try:
+            size = check_identity(fd, path, owner).st_size
+        except Skip:
+            continue
+        finally:
+            os.close(fd)
+            os.close(dfd)
+        return dict(entry, owner=dict(owner, size=size))
+    return entry
+
+
 def read_marker(fd):
     try:
         raw = os.getxattr(fd, XATTR)
@@ -282,6 +306,8 @@ def recover_pending(entry, cont):
                     del cont["rename"]
             elif not _our_file(intent["to"], owner):
                 decided = False
+        elif step == "marker":
+            pass  # the marker is rewritten from the ledger whenever it differs: nothing to decide
         elif step in ("chmod", "unchmod", "immutable", "unimmutable"):
             path = intent.get("path")
             try:
@@ -364,7 +390,20 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
             if size_seen is None:
                 size_seen = st.st_size
             # one inode, several links: the marker is per inode; mark once
-            if _write_marker(fd, cur, marker_for(read_marker(fd), entry, ledger_path), check):
+            marker = marker_for(read_marker(fd), entry, ledger_path)
+            if _write_marker(fd, cur, marker, True):
+                if not check:
+                    # announced in the ledger first: a ledger that cannot be written (full,
+                    # read-only) fails the run before the file is touched
+                    intent = {"step": "marker", "path": cur}
+                    cont.setdefault("pending", []).append(intent)
+                    _journal(work, cont, journal)
+                    try:
+                        _write_marker(fd, cur, marker, False)
+                    finally:
+                        cont["pending"].remove(intent)
+                        if not cont["pending"]:
+                            del cont["pending"]
                 result["changed"] = True
                 done.append("marker")
             result["marked"].append(cur)
@@ -604,6 +643,10 @@ def run_quarantine(ledger_path=_ledger.DEFAULT_PATH, state="present", results=No
                     continue
                 new = accept_loss(entry, by, why)
                 out["entries"].append({"entry_id": entry["id"], "changed": True, "skipped": []})
+                if not check:
+                    store.update(new)
+                    store.commit()  # the closure is on disk before the marker says it
+                    touched.add(entry["id"])
                 # keep the marker truthful: the range is now an accepted loss
                 if (entry.get("owner") or {}).get("kind") == "file" and not check:
                     _unused, res = refresh_marker(new, ledger_path)

@@ -79,6 +79,32 @@ def test_merge_owner_change_appends_resolved():
     assert e["history"][-1]["details"]["changed"]["paths"]["old"] == ["/mnt/p/a"]
 
 
+def test_merge_inode_reused_by_another_file_keeps_the_record():
+    # ext4 hands a deleted file's inode number to the next file made: same entry id, another
+    # generation. The entry keeps the file it recorded (the write guard then refuses the new
+    # one), and its history names the newcomer once.
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(dict(FILE_OWNER, size=20000)), [RANGE], at=T0)
+    other = dict(FILE_OWNER, generation=8, paths=["/mnt/p/a"])
+    new2, changes = L.merge_detections(new, results(other), [RANGE], at=T1)
+    e = new2["entries"][0]
+    assert e["owner"] == dict(FILE_OWNER, size=20000)
+    assert changes[0]["change"] == "updated" and "another file" in changes[0]["reason"]
+    assert e["history"][-1]["details"]["inode_reused"]["generation"] == 8
+    again, changes2 = L.merge_detections(new2, results(other), [RANGE], at=T2)
+    assert changes2 == [] and again == new2
+
+
+def test_merge_owner_change_keeps_the_recorded_size():
+    # pmem_quarantine records the size the write guard holds the file to; a fresh resolve that
+    # sees one hard link fewer must not drop it (a truncated file would then be written)
+    new, _changes = L.merge_detections(L.empty_ledger("h"), results(dict(FILE_OWNER, size=20000)), [RANGE], at=T0)
+    fewer = dict(FILE_OWNER, paths=["/mnt/p/b"])
+    new2, changes = L.merge_detections(new, results(fewer), [RANGE], at=T1)
+    assert changes[0]["change"] == "updated"
+    assert new2["entries"][0]["owner"]["paths"] == ["/mnt/p/b"]
+    assert new2["entries"][0]["owner"]["size"] == 20000
+
+
 def test_failed_resolution_is_recorded_as_unknown():
     new, changes = L.merge_detections(
         L.empty_ledger("h"), [{"range_id": "r", "owners": [], "error": "btrfs"}], at=T0)

@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pmem.poison contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A recorded file replaced between record and clear, on real filesystems: the clear is refused
+with a message naming the file, and nothing is written to what is there now."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import fiemap
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
+
+from .conftest import sh
+from .fixtures_clear import PAGE, make_damaged, read, run_module
+
+
+def _recorded_by_clear(fs):
+    """A damaged file recorded by pmem_clear alone (no restore source: recorded and left open),
+    its owner carrying the generation the resolver reads."""
+    d = make_damaged(fs, fs.workdir)
+    fd = os.open(d.path, os.O_RDONLY)
+    d.owner["generation"] = fiemap.get_generation(fd)
+    os.close(fd)
+    d.args["results"] = [{"range_id": d.owner["range_id"], "owners": [d.owner]}]
+    record = dict(d.args)
+    del record["source"]
+    res, p = run_module("pmem_clear", record, fs.workdir, d.env, tag="record")
+    assert res and not res.get("failed") and L.load(d.ledger)["entries"], (res, p.stderr)
+    return d
+
+
+def _refused(res, p, d):
+    assert res is not None and "Traceback" not in p.stderr, p.stderr
+    assert res.get("failed") and d.path in res["msg"] and "nothing was written" in res["msg"], res
+
+
+def test_inode_number_reused_by_a_new_file_is_not_written(clearfs):
+    # ext4 gives the next file made the inode number just freed: a resolver run after the
+    # replacement names the same inode at the same offset (the same entry id) with another
+    # generation. The old file's good copy must not land in the new file.
+    if clearfs.fstype != "ext4":
+        pytest.skip("inode numbers are reused at once on ext4")
+    d = _recorded_by_clear(clearfs)
+    os.unlink(d.path)
+    with open(d.path, "wb") as f:
+        f.write(os.urandom(len(d.good)))  # same name, same size, new content
+    sh("sync")
+    assert os.stat(d.path).st_ino == d.owner["inode"]
+    fd = os.open(d.path, os.O_RDONLY)
+    now = dict(d.owner, generation=fiemap.get_generation(fd))
+    os.close(fd)
+    assert now["generation"] != d.owner["generation"]
+    before = read(d.path)
+    res, p = run_module("pmem_clear", dict(d.args, results=[{"range_id": now["range_id"], "owners": [now]}]),
+                        clearfs.workdir, d.env)
+    _refused(res, p, d)
+    assert "generation" in res["msg"]
+    assert read(d.path) == before
+    entry = L.load(d.ledger)["entries"][0]
+    assert entry["state"] == "open" and entry["owner"]["generation"] == d.owner["generation"]
+
+
+def test_accepted_loss_not_zeroed_into_a_file_rewritten_since_the_record(clearfs):
+    # the same inode and generation, but its user truncated it and wrote new content: zeros for
+    # the recorded loss would now destroy data nobody gave up
+    d = _recorded_by_clear(clearfs)
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "accepted_lost",
+                                            "entry_ids": d.args["entry_ids"], "by": "ops", "why": "test"},
+                        clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    with open(d.path, "r+b") as f:
+        f.truncate(0)
+        f.write(os.urandom(5 * PAGE))
+    before = read(d.path)
+    zeros = dict(d.args)
+    del zeros["source"]
+    res, p = run_module("pmem_clear", zeros, clearfs.workdir, d.env)
+    _refused(res, p, d)
+    assert "bytes" in res["msg"]
+    assert read(d.path) == before
