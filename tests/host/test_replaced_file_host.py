@@ -83,3 +83,23 @@ def test_accepted_loss_not_zeroed_into_a_file_rewritten_since_the_record(clearfs
     _refused(res, p, d)
     assert "bytes" in res["msg"]
     assert read(d.path) == before
+
+
+def test_a_refused_clear_leaves_the_ledger_as_it_was_and_a_rerun_is_changed_0(clearfs):
+    # the guard refuses before the clear is planned in the ledger: nothing in the record says a
+    # write was about to happen, and a scheduled rerun refused again reports no change
+    d = _recorded_by_clear(clearfs)
+    other = os.path.join(os.path.dirname(d.path), "other.bin")
+    with open(other, "wb") as f:
+        f.write(os.urandom(len(d.good)))
+    os.rename(other, d.path)  # renamed over the recorded file
+    before = read(d.path)
+    with open(d.ledger, "rb") as f:
+        ledger_before = f.read()
+    for attempt in ("first", "rerun"):
+        res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag=attempt)
+        _refused(res, p, d)
+        assert res["changed"] is False, (attempt, res)
+        assert read(d.path) == before
+        with open(d.ledger, "rb") as f:
+            assert f.read() == ledger_before, attempt

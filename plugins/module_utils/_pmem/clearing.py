@@ -390,6 +390,15 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
         if done is not None:
             done["method"] = (pending.get("details") or {}).get("method") or method
             return _record_file_result(store, entry, done, ctx, res)
+    try:
+        _guard.preflight(entry, method, ctx, source)
+    except (PmemError, OSError) as e:
+        # refused before anything is planned: the ledger stays as it was (a rerun refused for
+        # the same reason is changed=0); the task fails with the reason
+        if not isinstance(e, PmemError):
+            e = PmemError("%s refused: %s" % (method, e), range=eid)
+        res.update(status="failed", error=str(e), details=dict(e.to_dict(), method=method, refused=True))
+        return res
     planned = {"method": method, "source": source, "offset": action.get("offset"),
                "length": action.get("length"), "pid": os.getpid()}
     store.update(_ledger.apply_event(entry, "clear_planned", None, planned))

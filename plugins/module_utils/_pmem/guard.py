@@ -612,6 +612,44 @@ def cxl_units(entry, topology, debugfs_root):
 # the one door
 # --------------------------------------------------------------------------------------------
 
+def _check_unshare(entry, method, caps, rfd, path):
+    owner = entry.get("owner") or {}
+    if method == "unshare" and caps.get("write_clears") is False and \
+            not still_shared(rfd, owner["repair_offset"], owner["repair_length"]):
+        # the other owners were restored away: punching now frees the poisoned block
+        # and the new allocation may be zeroed right over it (XFS+DAX shutdown risk)
+        raise DeviceCannotClear(
+            "%s is no longer shared and %s cannot clear poison by write" % (
+                path, caps.get("description") or "this device"),
+            device=(entry.get("range") or {}).get("blockdev"), range=_rid(entry),
+            next_step="restore the data to other media, or clear the range offline")
+
+
+def preflight(entry, method, ctx, source=None):
+    """guarded_write's refusals, with nothing opened for writing and nothing changed (no
+    immutable flag lifted, no device opened exclusively).
+
+    Called before a clear is planned in the ledger, so a refused clear leaves the ledger as it
+    was and a rerun refused for the same reason reports changed=0. guarded_write checks it all
+    again right before it writes: the target may change in between."""
+    owner = entry.get("owner") or {}
+    check_consent(entry, method, ctx, source)
+    caps = check_capabilities(entry, method, ctx, shared=bool(owner.get("shared")))
+    if method in FILE_METHODS:
+        rfd, path, _size = open_file(entry, method, ctx)
+        try:
+            check_dax_rewrite(entry, method, ctx, caps, rfd, path)
+            _check_unshare(entry, method, caps, rfd, path)
+        finally:
+            os.close(rfd)
+        return
+    topology = ctx.badblocks.topology()
+    if method in ("ndctl", "cxl"):
+        check_namespace_unused(entry, ctx, topology)
+    else:
+        locate_device(entry, topology, ctx.dev_root)
+
+
 def guarded_write(entry, method, ctx, write, source=None):
     """Check the target of ``method`` against ``entry``, open it, call ``write(target)``.
 
@@ -626,15 +664,7 @@ def guarded_write(entry, method, ctx, write, source=None):
         wfd = None
         try:
             check_dax_rewrite(entry, method, ctx, caps, rfd, path)
-            if method == "unshare" and caps.get("write_clears") is False and \
-                    not still_shared(rfd, owner["repair_offset"], owner["repair_length"]):
-                # the other owners were restored away: punching now frees the poisoned block
-                # and the new allocation may be zeroed right over it (XFS+DAX shutdown risk)
-                raise DeviceCannotClear(
-                    "%s is no longer shared and %s cannot clear poison by write" % (
-                        path, caps.get("description") or "this device"),
-                    device=(entry.get("range") or {}).get("blockdev"), range=_rid(entry),
-                    next_step="restore the data to other media, or clear the range offline")
+            _check_unshare(entry, method, caps, rfd, path)
             with _Unimmutable(rfd, entry):
                 # the very inode we checked, reopened for writing (no second path lookup)
                 wfd = os.open("/proc/self/fd/%d" % rfd, os.O_WRONLY | os.O_CLOEXEC)
