@@ -90,18 +90,7 @@ def test_read_only_mount(ledgerfs, module):
 @pytest.mark.parametrize("module", sorted(MODULE_ARGS))
 def test_full_filesystem(ledgerfs, module):
     before = _state(ledgerfs)
-    filler = ledgerfs.path("filler")
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 20, 4096, 1):  # down to the last free block
-            try:
-                while True:
-                    os.write(fd, b"\xaa" * size)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    filler = _fill(ledgerfs)
     try:
         res, p = run_module(module, MODULE_ARGS[module](ledgerfs), ledgerfs.workdir)
         _assert_message(res, p, [ledgerfs.mnt, "ENOSPC", "free space"])
@@ -127,21 +116,22 @@ def test_immutable_ledger_directory(ledgerfs, module):
     assert _state(ledgerfs) == before
 
 
-def _fill_but(fs, room):
-    """Fill ``fs`` to the last block, then give back ``room`` bytes (a lock's pid fits, a ledger
-    save does not)."""
+def _fill(fs, room=0):
+    """Fill ``fs`` to the last free byte, then give back ``room`` bytes (with 8 KiB a lock's pid
+    fits, a ledger save does not). Returns the filler's path."""
     filler = fs.path("filler")
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        for size in (1 << 20, 4096):
+        for size in (1 << 20, 4096, 1):  # down to the last free block
             try:
                 while True:
                     os.write(fd, b"\xaa" * size)
             except OSError as e:
                 assert e.errno == errno.ENOSPC
             os.fsync(fd)
-        os.ftruncate(fd, os.fstat(fd).st_size - room)
-        os.fsync(fd)
+        if room:
+            os.ftruncate(fd, os.fstat(fd).st_size - room)
+            os.fsync(fd)
     finally:
         os.close(fd)
     return filler
@@ -177,7 +167,7 @@ def test_ledger_fault_leaves_the_damaged_file_alone(clearfs, module, fault):
         if fault == "read_only":
             sh("mount", "-o", "remount,ro", small.mnt)
         else:
-            filler = _fill_but(small, 8192)
+            filler = _fill(small, 8192)
         try:
             res, p = run_module(module, args, clearfs.workdir, d.env)
         finally:
