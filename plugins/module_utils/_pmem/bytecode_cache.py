@@ -35,8 +35,7 @@ import os
 import stat
 import sys
 import zipimport
-from importlib.machinery import PathFinder
-from importlib.util import MAGIC_NUMBER
+from importlib.util import MAGIC_NUMBER, spec_from_loader
 
 PACKAGE = __name__.rpartition(".")[0]
 DEFAULT_DIR = "/var/cache/pmem-poison/bytecode"
@@ -74,18 +73,20 @@ class CachingLoader(importlib.abc.InspectLoader):
     ``exec_module`` is InspectLoader's: it runs ``get_code`` the way Python's own loaders do.
     """
 
-    def __init__(self, zip_loader, package, cache_dir, magic):
+    def __init__(self, zip_loader, package, cache_dir, magic, filename=None):
         self._zip = zip_loader
         self._package = package
         self._dir = cache_dir
         self._magic = magic
+        self._filename = filename
 
     # linecache (tracebacks) and inspect ask the loader for the source and the file name
     def get_source(self, fullname):
         return self._zip.get_source(fullname)
 
     def get_filename(self, fullname):
-        return self._zip.get_filename(fullname)
+        # zipimporter.get_filename compiles the module to learn its name: the name is known
+        return self._filename or self._zip.get_filename(fullname)
 
     def is_package(self, fullname):
         return self._zip.is_package(fullname)
@@ -164,19 +165,34 @@ class BytecodeCacheFinder(object):
         return self._usable
 
     def find_spec(self, fullname, path=None, target=None):
-        # Only Python's own path finder is asked (it is what finds a module in a zip on sys.path):
-        # asking the other meta path finders could call back into this one. Anything that is not
+        # Found without asking zipimporter.find_spec: it builds its spec with get_filename, which
+        # compiles the module (CPython 3.11-3.13), so a cache hit still compiled once. The zip's
+        # importer only says whether it holds the name (is_package, no compile). Nothing else is
+        # asked (no other meta path finder could call back into this one); anything that is not
         # a plain module in a zip gets None, and the import system carries on as without us.
         if not fullname.startswith(self.package + ".") or path is None:
             return None
         try:
-            spec = PathFinder.find_spec(fullname, path, target)
-            if spec is None or spec.submodule_search_locations is not None or not _is_zip_loader(spec.loader):
-                return None
-            if not self._ready():
-                return None
-            spec.loader = CachingLoader(spec.loader, self.package, self.cache_dir, MAGIC_NUMBER)
-            return spec
+            for entry in path:
+                importer = sys.path_importer_cache.get(entry)
+                if importer is None and ".zip" in entry:
+                    importer = zipimport.zipimporter(entry)
+                if not _is_zip_loader(importer):
+                    return None  # a directory (or anything else) on the package's path
+                try:
+                    if importer.is_package(fullname):
+                        return None
+                except zipimport.ZipImportError:
+                    continue  # not in this entry
+                if not self._ready():
+                    return None
+                short = fullname.rpartition(".")[2]
+                filename = os.path.join(importer.archive, importer.prefix, short + ".py")
+                loader = CachingLoader(importer, self.package, self.cache_dir, MAGIC_NUMBER, filename)
+                spec = spec_from_loader(fullname, loader, origin=filename, is_package=False)
+                spec.has_location = True  # __file__, as the zip's own spec would set it
+                return spec
+            return None
         except Exception:  # an accelerator must never be why an import fails
             return None
 

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import builtins
 import os
 import sys
 import zipfile
@@ -86,6 +87,30 @@ def test_second_import_runs_cached_code_without_compiling(probe, tmp_path, monke
     mod = import_mod()
     assert mod.VALUE == 42
     assert isinstance(mod.__loader__, bc.CachingLoader)
+
+
+@needs_root
+def test_a_cache_hit_compiles_nothing_anywhere(probe, tmp_path, monkeypatch):
+    """Not even zipimport: its find_spec compiles a module to learn its file name, which made
+    every cached module compile once per run anyway."""
+    make, finder, import_mod = probe
+    zip_path = make("VALUE = 'from the zip'\n")
+    finder(tmp_path / "cache")
+    import_mod()
+    compiled = []
+    real_compile = builtins.compile
+
+    def counting_compile(source, filename, *args, **kwargs):
+        compiled.append(filename)
+        return real_compile(source, filename, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "compile", counting_compile)
+    mod = import_mod()
+    monkeypatch.undo()
+    assert mod.VALUE == "from the zip"
+    assert [f for f in compiled if "mod" in str(f)] == []
+    assert mod.__file__ == os.path.join(str(zip_path), PKG, "mod.py")
+    assert mod.__spec__.origin == mod.__file__ and mod.__loader__.get_filename(mod.__name__) == mod.__file__
 
 
 @needs_root
