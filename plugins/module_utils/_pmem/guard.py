@@ -625,6 +625,34 @@ def _check_unshare(entry, method, caps, rfd, path):
             next_step="restore the data to other media, or clear the range offline")
 
 
+def _checked_file(entry, method, ctx, source):
+    """Consent, capabilities, then the damaged file itself: ``(rfd, path, size, caps)`` of the
+    file every check passed on, open read-only (the caller closes ``rfd``)."""
+    check_consent(entry, method, ctx, source)
+    caps = check_capabilities(entry, method, ctx, shared=bool((entry.get("owner") or {}).get("shared")))
+    rfd, path, size = open_file(entry, method, ctx)
+    try:
+        check_dax_rewrite(entry, method, ctx, caps, rfd, path)
+        _check_unshare(entry, method, caps, rfd, path)
+    except Exception:
+        os.close(rfd)
+        raise
+    return rfd, path, size, caps
+
+
+def _checked_device(entry, method, ctx, source):
+    """Consent, capabilities, then the namespace (unused) or the block device (the one the
+    record names): ``(topology, namespace)``, the topology they were checked against and the
+    namespace of ndctl/cxl (None for device_write)."""
+    check_consent(entry, method, ctx, source)
+    check_capabilities(entry, method, ctx, shared=bool((entry.get("owner") or {}).get("shared")))
+    topology = ctx.badblocks.topology()
+    if method in ("ndctl", "cxl"):
+        return topology, check_namespace_unused(entry, ctx, topology)
+    locate_device(entry, topology, ctx.dev_root)  # refuse a wrong target before anything else
+    return topology, None
+
+
 def preflight(entry, method, ctx, source=None):
     """guarded_write's refusals, with nothing opened for writing and nothing changed (no
     immutable flag lifted, no device opened exclusively).
@@ -632,22 +660,10 @@ def preflight(entry, method, ctx, source=None):
     Called before a clear is planned in the ledger, so a refused clear leaves the ledger as it
     was and a rerun refused for the same reason reports changed=0. guarded_write checks it all
     again right before it writes: the target may change in between."""
-    owner = entry.get("owner") or {}
-    check_consent(entry, method, ctx, source)
-    caps = check_capabilities(entry, method, ctx, shared=bool(owner.get("shared")))
     if method in FILE_METHODS:
-        rfd, path, _size = open_file(entry, method, ctx)
-        try:
-            check_dax_rewrite(entry, method, ctx, caps, rfd, path)
-            _check_unshare(entry, method, caps, rfd, path)
-        finally:
-            os.close(rfd)
-        return
-    topology = ctx.badblocks.topology()
-    if method in ("ndctl", "cxl"):
-        check_namespace_unused(entry, ctx, topology)
+        os.close(_checked_file(entry, method, ctx, source)[0])
     else:
-        locate_device(entry, topology, ctx.dev_root)
+        _checked_device(entry, method, ctx, source)
 
 
 def guarded_write(entry, method, ctx, write, source=None):
@@ -656,39 +672,30 @@ def guarded_write(entry, method, ctx, write, source=None):
     Returns what ``write`` returns. Raises GuardRefused/DeviceCannotClear/MountedFilesystem/
     RangeOutsideDevice before anything is written, AlreadyDone when the range is no longer listed
     (device methods), SourceMismatch from the write's own checks."""
-    owner = entry.get("owner") or {}
-    check_consent(entry, method, ctx, source)
-    caps = check_capabilities(entry, method, ctx, shared=bool(owner.get("shared")))
     if method in FILE_METHODS:
-        rfd, path, size = open_file(entry, method, ctx)
+        rfd, path, size, _caps = _checked_file(entry, method, ctx, source)
         wfd = None
         try:
-            check_dax_rewrite(entry, method, ctx, caps, rfd, path)
-            _check_unshare(entry, method, caps, rfd, path)
             with _Unimmutable(rfd, entry):
                 # the very inode we checked, reopened for writing (no second path lookup)
                 wfd = os.open("/proc/self/fd/%d" % rfd, os.O_WRONLY | os.O_CLOEXEC)
                 if os.fstat(wfd).st_ino != os.fstat(rfd).st_ino:
                     raise GuardRefused("reopened %s is another inode" % path, range=_rid(entry),
                                        next_step="nothing was written; re-run")
+                owner = entry.get("owner") or {}
                 off, length = owner["repair_offset"], owner["repair_length"]
                 return write(FileTarget(rfd, wfd, path, off, off + length, entry, size))
         finally:
             if wfd is not None:
                 os.close(wfd)
             os.close(rfd)
-    topology = ctx.badblocks.topology()
+    topology, ns = _checked_device(entry, method, ctx, source)
+    _require_listed(entry, ctx)
     if method == "ndctl":
-        ns = check_namespace_unused(entry, ctx, topology)
-        _require_listed(entry, ctx)
         return write(CommandTarget(ns, ctx.runner, entry))
     if method == "cxl":
-        check_namespace_unused(entry, ctx, topology)
-        _require_listed(entry, ctx)
         units = cxl_units(entry, ctx.badblocks.topology(), ctx.debugfs_root)
         return write(CxlTarget(units, ctx.debugfs_root, entry))
-    locate_device(entry, topology, ctx.dev_root)  # refuse a wrong target before anything else
-    _require_listed(entry, ctx)
     target = open_device(entry, ctx, topology)
     try:
         return write(target)
