@@ -105,9 +105,7 @@ def role_input_problems(given, spec, extra_names=None):
             if not isinstance(key, str) or not key.strip() or (
                     name == "remediate_restore_sources" and not key.startswith("/")):
                 problems.append("%s key %r must be %s" % (name, key, key_rule))
-            if not isinstance(copy, str) or not copy.startswith("/"):
-                problems.append("%s[%r] must be the absolute path of the known-good copy, got %r"
-                                % (name, key, copy))
+            problems.append(_inputs.copy_problem(name, key, copy))
     by = typed.get("remediate_accept_loss_by")
     if isinstance(by, str) and by and not by.strip():
         problems.append("remediate_accept_loss_by is blank (%r): leave it empty to use the AWX or "

@@ -398,16 +398,15 @@ def checked_params(params, raw):
     for eid, copy in sorted((p["restore_entries"] or {}).items(), key=lambda kv: str(kv[0])):
         if _inputs.blank(eid):
             problems.append("restore_entries has a blank entry id")
-        if not isinstance(copy, str) or _inputs.blank(copy) or not copy.startswith("/"):
-            problems.append("restore_entries[%r] must be the absolute path of the known-good copy" % (eid,))
+        problems.append(_inputs.copy_problem("restore_entries", eid, copy))
     _inputs.raise_problems(problems)
     return p
 
 
-def check_entry_ids(p):
-    """Every id of entry_ids names a ledger entry or one recorded from results in this call."""
+def check_entry_ids(p, ledger):
+    """Every id of entry_ids names an entry of ``ledger`` or one recorded from results in this call."""
     if p["entry_ids"]:
-        known = set(e["id"] for e in _ledger.load(p["ledger_path"])["entries"])
+        known = set(e["id"] for e in ledger["entries"])
         for result in p["results"] or []:
             for owner in result.get("owners") or [{"kind": "unknown"}]:
                 known.add(_ledger.entry_id(result["range_id"], owner))
@@ -419,13 +418,14 @@ def check_entry_ids(p):
                           "%s; nothing was done" % p["ledger_path"])
 
 
-def restore_sources(p):
+def restore_sources(p, ledger):
     """policy.restore_sources with the files of restore_entries added; an id that is neither an
-    open file entry nor an entry already restored fails the task before anything is written."""
+    open file entry nor an entry already restored in ``ledger`` fails the task before anything
+    is written."""
     sources = dict((p["policy"] or {}).get("restore_sources") or {})
     if not p["restore_entries"]:
         return sources
-    by_entry, _done, unknown = _ledger.restore_targets(_ledger.load(p["ledger_path"]), p["restore_entries"])
+    by_entry, _done, unknown = _ledger.restore_targets(ledger, p["restore_entries"])
     if unknown:
         raise InputError(
             "restore_entries names entries that are neither open file entries nor restored entries in "
@@ -483,8 +483,10 @@ def main():
                             msg=("check mode: " if module.check_mode else "") + summary,
                             check_mode=module.check_mode)
             p.update(scanned_options(scanned))
-        check_entry_ids(p)
-        policy = dict(p["policy"] or {}, restore_sources=restore_sources(p))
+        # the ledger as it is before this run records anything: the ids asked for must be in it
+        ledger = _ledger.load(p["ledger_path"]) if p["entry_ids"] or p["restore_entries"] else None
+        check_entry_ids(p, ledger)
+        policy = dict(p["policy"] or {}, restore_sources=restore_sources(p, ledger))
         # the clearing code is loaded only when there is something to clear
         from ansible_collections.pmem.poison.plugins.module_utils._pmem import clearing
         from ansible_collections.pmem.poison.plugins.module_utils._pmem import quarantine as _quarantine

@@ -274,6 +274,14 @@ def _absolute_or_id(item):
     return item.startswith("/") or "|" in item
 
 
+def copy_problem(name, key, copy):
+    """The problem with ``copy``, given for ``name[key]`` as the known-good copy to restore
+    from (None when it is an absolute path)."""
+    if not isinstance(copy, str) or blank(copy) or not copy.startswith("/"):
+        return "%s[%r] must be the absolute path of the known-good copy, got %s" % (name, key, _what(copy))
+    return None
+
+
 def policy_problems(policy):
     """Problems in the parts of ``policy`` the argument spec cannot describe (free keys)."""
     problems = []
@@ -284,9 +292,7 @@ def policy_problems(policy):
         if not isinstance(key, str) or not key.startswith("/"):
             problems.append("policy.restore_sources key %r must be an absolute path or an "
                             "absolute shell pattern" % (key,))
-        if not isinstance(copy, str) or blank(copy) or not copy.startswith("/"):
-            problems.append("policy.restore_sources[%r] must be the absolute path of the "
-                            "known-good copy, got %s" % (key, _what(copy)))
+        problems.append(copy_problem("policy.restore_sources", key, copy))
     accepted = policy.get("accepted_loss") or []
     problems.extend(blank_items("policy.accepted_loss", accepted))
     for i, item in enumerate(accepted):
