@@ -135,11 +135,6 @@ class RangeSet:
             reach.append(far)
         self.reach[:] = reach  # in place: the scan holds this list
 
-    def touches(self, start, end):
-        """True when a pending interval overlaps [start, end) (``overlapping`` says which)."""
-        i = bisect.bisect_left(self.starts, end)
-        return i > 0 and self.reach[i - 1] > start
-
     def empty(self):
         return not self.items
 

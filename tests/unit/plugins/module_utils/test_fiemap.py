@@ -5,6 +5,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import errno
 import os
 import struct
@@ -63,12 +64,17 @@ def test_rangeset_matches_a_set_model(ranges, removals):
     assert got == model
     # the bisect index stays in step with the items (remove splices, it does not rebuild)
     assert rs.starts == [i[0] for i in rs.items] == sorted(rs.starts)
+    # and so does the reach the scan's quick look bisects (the furthest end so far, per item)
+    ends = [e for _s, e, _t in rs.items]
+    assert rs.reach == [max(ends[:k + 1]) for k in range(len(ends))]
     for q in range(0, 1100, 37):
         seen = set()
         for s, e, t in rs.overlapping(q, q + 40):
             seen |= set((b, t) for b in range(s, e))
         assert seen == set((b, t) for b, t in model if q <= b < q + 40)
-        assert rs.touches(q, q + 40) == bool(seen)
+        # the quick look's question: does anything pending overlap [q, q + 40)?
+        i = bisect.bisect_left(rs.starts, q + 40)
+        assert (i > 0 and rs.reach[i - 1] > q) == bool(seen)
 
 
 def test_scan_on_tmpdir_reports_errors_not_raises(tmp_path):
