@@ -103,3 +103,22 @@ def test_a_refused_clear_leaves_the_ledger_as_it_was_and_a_rerun_is_changed_0(cl
         assert read(d.path) == before
         with open(d.ledger, "rb") as f:
             assert f.read() == ledger_before, attempt
+
+
+def test_a_copy_of_the_wrong_size_is_refused_before_the_ledger_changes(clearfs):
+    # the source is checked before the clear is planned, as the write would check it
+    d = _recorded_by_clear(clearfs)
+    short = os.path.join(clearfs.workdir, "short-copy.bin")
+    with open(short, "wb") as f:
+        f.write(os.urandom(PAGE + 17))
+    before = read(d.path)
+    with open(d.ledger, "rb") as f:
+        ledger_before = f.read()
+    for attempt in ("first", "rerun"):
+        res, p = run_module("pmem_clear", dict(d.args, source=short), clearfs.workdir, d.env, tag=attempt)
+        assert res is not None and "Traceback" not in p.stderr, p.stderr
+        assert res.get("failed") and short in res["msg"] and "not a copy" in res["msg"], res
+        assert res["changed"] is False, (attempt, res)
+        assert read(d.path) == before
+        with open(d.ledger, "rb") as f:
+            assert f.read() == ledger_before, attempt

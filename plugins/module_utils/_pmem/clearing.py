@@ -391,7 +391,11 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
             done["method"] = (pending.get("details") or {}).get("method") or method
             return _record_file_result(store, entry, done, ctx, res)
     try:
-        _guard.preflight(entry, method, ctx, source)
+        size = _guard.preflight(entry, method, ctx, source)
+        if size is not None:
+            # the restore source, checked as the write will check it (same size, readable)
+            owner = entry.get("owner") or {}
+            good_data(entry, source, owner.get("repair_offset"), owner.get("repair_length"), size)
     except (PmemError, OSError) as e:
         # refused before anything is planned: the ledger stays as it was (a rerun refused for
         # the same reason is changed=0); the task fails with the reason

@@ -659,11 +659,14 @@ def preflight(entry, method, ctx, source=None):
 
     Called before a clear is planned in the ledger, so a refused clear leaves the ledger as it
     was and a rerun refused for the same reason reports changed=0. guarded_write checks it all
-    again right before it writes: the target may change in between."""
+    again right before it writes: the target may change in between. Returns the size of the
+    checked file for a file method (what the write's own source check compares), else None."""
     if method in FILE_METHODS:
-        os.close(_checked_file(entry, method, ctx, source)[0])
-    else:
-        _checked_device(entry, method, ctx, source)
+        rfd, _path, size, _caps = _checked_file(entry, method, ctx, source)
+        os.close(rfd)
+        return size
+    _checked_device(entry, method, ctx, source)
+    return None
 
 
 def guarded_write(entry, method, ctx, write, source=None):
