@@ -277,7 +277,9 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
     costs a few hundred milliseconds on a slow guest).
 
     ``events`` is what ``kernel_events.gather`` returned (memory failures, machine checks and
-    rasdaemon records, which no list holds), or None to read no such source.
+    rasdaemon records, which no list holds), or None to read no such source, or a callable giving
+    one of those, called once the topology is read (a journal query started before it runs
+    meanwhile).
     """
     topo = _topology.gather_topology(sysfs_root=sysfs_root, proc_root=proc_root, dev_root=dev_root,
                                      ndctl=None if ndctl_only_if_listed else ndctl, as_root=as_root)
@@ -290,6 +292,8 @@ def gather_facts(sysfs_root="/sys", proc_root="/proc", dev_root="/dev", ndctl=No
         else:
             topo["ndctl"] = {"used": False, "executable": ndctl if isinstance(ndctl, str) else None,
                              "skipped": "every kernel list is empty: nothing for ndctl to add"}
+    if callable(events):
+        events = events()
     warnings = list(extra_warnings or [])
     if events is not None:
         warnings.extend(events.get("warnings") or [])
@@ -323,10 +327,11 @@ def _event_summary(events):
             "events": len(events.get("events") or [])}
 
 
-def gather_events(proc_root="/proc", dev_root="/dev"):
-    """The kernel-event sources of this host (kernel_events.gather), never raising."""
+def gather_events(proc_root="/proc", dev_root="/dev", journal=None):
+    """The kernel-event sources of this host (kernel_events.gather), never raising. ``journal``:
+    as kernel_events.gather takes it (a started query: kernel_events.start_journal)."""
     try:
-        return _kernel_events.gather(proc_root=proc_root, dev_root=dev_root)
+        return _kernel_events.gather(proc_root=proc_root, dev_root=dev_root, journal=journal)
     except (IOError, OSError, ValueError) as exc:
         return {"events": [], "boot_id": None, "hardware_corrupted": None, "sources_read": [],
                 "warnings": ["cannot read the kernel's memory-failure records: %s" % exc]}

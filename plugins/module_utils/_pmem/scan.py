@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import time
 
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import facts as _facts
+from ansible_collections.pmem.poison.plugins.module_utils._pmem import kernel_events as _kernel_events
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_summary as _owner_summary
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import topology as _topology
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import watch as _watch
@@ -83,13 +85,22 @@ def run_scan(ledger_path, devices=(), scrub=False, scrub_timeout=300, use_ndctl=
             if report["timed_out"]:
                 warnings.append("scrub still running after %ss: the lists may be incomplete" % scrub_timeout)
         result["scrub"] = report
-    events = None
-    if kernel_events:
-        events = _facts.gather_events(proc_root=roots["proc_root"], dev_root=roots["dev_root"])
-    facts = _facts.gather_facts(ndctl=ndctl, ledger_path=ledger_path, devices=devices,
-                                extra_warnings=warnings, ndctl_only_if_listed=use_ndctl == "auto",
-                                events=events, **roots)
-    facts["watcher"] = dict(_watch.read_state(), current=_watch.code_version())
+    # journalctl starts first: its start-up (most of its cost on a clean host) overlaps the
+    # watcher's version and the sysfs walk; gather_facts reads it once the topology is in
+    journal = _kernel_events.start_journal() if kernel_events else None
+    try:
+        watcher = dict(_watch.read_state(), current=_watch.code_version())
+        events = None
+        if kernel_events:
+            events = functools.partial(_facts.gather_events, proc_root=roots["proc_root"],
+                                       dev_root=roots["dev_root"], journal=journal)
+        facts = _facts.gather_facts(ndctl=ndctl, ledger_path=ledger_path, devices=devices,
+                                    extra_warnings=warnings, ndctl_only_if_listed=use_ndctl == "auto",
+                                    events=events, **roots)
+    finally:
+        if journal is not None:
+            journal.cancel()  # read by now, unless something failed in between
+    facts["watcher"] = watcher
     result["ansible_facts"] = {"pmem": facts}
     if resolve:
         result["resolve"] = resolve_bad_ranges(facts["bad_ranges"], roots=roots)

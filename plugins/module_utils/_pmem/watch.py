@@ -77,24 +77,28 @@ _IMPORT_RE = re.compile(
     re.M)
 
 
-def watcher_modules(root="watch"):
-    """Names of the module_utils files the watcher runs with (what ``pmem_watcher`` installs).
-
-    The import closure of this file and of the package's ``__init__.py`` (installed with it),
-    read from the sources themselves (the same way Ansible decides what a module ships), so every
-    process computes the same set."""
-    seen = set()
+def _closure(root="watch"):
+    """``{module name: source bytes}``: the import closure of ``root`` and of the package's
+    ``__init__.py`` (installed with it), read from the sources themselves (the same way Ansible
+    decides what a module ships), so every process computes the same set. Each file is read once
+    (through the loader: the files may live inside an AnsiballZ zip)."""
+    found = {}
     todo = [root] + _imported(pkgutil.get_data(PACKAGE, "__init__.py") or b"")
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in found:
             continue
         data = pkgutil.get_data(PACKAGE, name + ".py")
         if data is None:
             continue
-        seen.add(name)
+        found[name] = data
         todo.extend(_imported(data))
-    return sorted(seen)
+    return found
+
+
+def watcher_modules(root="watch"):
+    """Names of the module_utils files the watcher runs with (what ``pmem_watcher`` installs)."""
+    return sorted(_closure(root))
 
 
 def _imported(data):
@@ -109,11 +113,10 @@ def _imported(data):
 
 
 def sources():
-    """``{file name: source bytes}`` of the watcher's module_utils, read through the loader (the
-    files may live inside an AnsiballZ zip)."""
+    """``{file name: source bytes}`` of the watcher's module_utils and the package's ``__init__.py``."""
     out = {"__init__.py": pkgutil.get_data(PACKAGE, "__init__.py") or b""}
-    for name in watcher_modules():
-        out[name + ".py"] = pkgutil.get_data(PACKAGE, name + ".py")
+    for name, data in _closure().items():
+        out[name + ".py"] = data
     return out
 
 

@@ -269,3 +269,36 @@ def test_a_record_whose_entry_was_closed_no_longer_makes_the_host_unclean(tmp_pa
     closed = facts.gather_facts(**kw)
     assert closed["bad_ranges"] == [] and closed["clean"] is True
     assert [r["id"] for r in closed["handled_records"]] == [rng["id"]]
+
+
+def _journal_script(tmp_path, body):
+    script = tmp_path / "journalctl"
+    script.write_text("#!%s\nimport sys, time\n%s\n" % (sys.executable, body))
+    script.chmod(0o755)
+    return (str(script),)
+
+
+def test_a_started_journal_query_gives_its_records_when_read(tmp_path):
+    """The scan starts journalctl before it reads sysfs and reads the records after: what it
+    reads is what journalctl printed, earlier boots included (they are placed like any other)."""
+    record = {"MESSAGE": MADVISE_LINES[1][1], "__REALTIME_TIMESTAMP": "1700000000000000", "_BOOT_ID": "b" * 32}
+    pending = ke.PendingJournal(argv=_journal_script(tmp_path, "print(%r)" % json.dumps(record)))
+    text = pending()
+    assert ke.parse_journal(text) == [("1700000000000000", MADVISE_LINES[1][1], "b" * 32)]
+    assert pending() == text  # read once, kept
+
+
+def test_a_journal_query_that_fails_or_hangs_reads_as_no_journal(tmp_path):
+    # no journalctl, an error exit, a query past its timeout: no journal source, never a traceback
+    assert ke.PendingJournal(argv=(str(tmp_path / "missing"),))() is None
+    assert ke.PendingJournal(argv=_journal_script(tmp_path, "sys.exit(2)"))() is None
+    hung = ke.PendingJournal(timeout=0.5, argv=_journal_script(tmp_path, "time.sleep(30)"))
+    assert hung() is None
+    assert hung._proc.returncode is not None  # killed and reaped, not left running
+
+
+def test_a_cancelled_journal_query_leaves_no_process(tmp_path):
+    pending = ke.PendingJournal(argv=_journal_script(tmp_path, "time.sleep(30)"))
+    pending.cancel()
+    assert pending._proc.returncode is not None
+    assert pending() is None

@@ -32,7 +32,9 @@ def run(capsys, monkeypatch, args, fixture="stock-poison", roots=None, ndctl_pat
         "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
         "dev_root": os.path.join(base, "dev")})
     monkeypatch.setattr(_topology, "find_ndctl", lambda: ndctl_path)
-    monkeypatch.setattr(_kernel_events, "default_journal", lambda: None)  # not this machine's journal
+    # not this machine's journal: the query of a host without journalctl
+    monkeypatch.setattr(_kernel_events, "start_journal",
+                        lambda *a, **k: _kernel_events.PendingJournal(argv=("/nonexistent/journalctl",)))
     args = dict(args)
     args.setdefault("ledger_path", os.path.join(base, "no-ledger.json"))  # absent: no entries
     with patch_module_args(args):

@@ -35,7 +35,8 @@ def host(monkeypatch):
             "sysfs_root": os.path.join(base, "sys"), "proc_root": os.path.join(base, "proc"),
             "dev_root": os.path.join(base, "dev")})
         monkeypatch.setattr(_topology, "find_ndctl", lambda: None)
-        monkeypatch.setattr(_kernel_events, "default_journal", lambda: None)
+        monkeypatch.setattr(_kernel_events, "start_journal",  # a host without journalctl
+                            lambda *a, **k: _kernel_events.PendingJournal(argv=("/nonexistent/journalctl",)))
         return base
     return use
 
@@ -71,6 +72,27 @@ def test_scan_on_a_clean_host_leaves_everything_as_it_was(host, monkeypatch, tmp
     assert out["ansible_facts"]["pmem"]["clean"] is True
     assert out["summary"] == "nothing to do"
     assert snapshot(str(state)) == before  # no ledger, not even its lock file
+
+
+def test_scan_places_a_memory_failure_only_an_earlier_boots_journal_still_has(host, monkeypatch, tmp_path):
+    """The ring buffer forgot it at the reboot; the journal query (started before the sysfs walk,
+    read after it) still has it: the scan reports the range, with its boot and the journal as source."""
+    host("stock-poison")  # e820 region1 at 0x40000000: ext4 -o dax on /dev/pmem1
+    pfn = (0x40000000 + 264200 * 512) // 4096 + 2
+    record = {"MESSAGE": "Memory failure: %#x: recovery action for dax page: Recovered" % pfn,
+              "__REALTIME_TIMESTAMP": "1796000000000000", "_BOOT_ID": "ab" * 16}
+    script = tmp_path / "journalctl"
+    script.write_text("#!%s\nimport json\nprint(json.dumps(%r))\n" % (sys.executable, record))
+    script.chmod(0o755)
+    monkeypatch.setattr(_kernel_events, "start_journal",
+                        lambda *a, **k: _kernel_events.PendingJournal(argv=(str(script),)))
+    out = run_inprocess(pmem_clear, {"ledger_path": str(tmp_path / "l" / "ledger.json"), "scan": {},
+                                     "quarantine": True}, monkeypatch, check=True)
+    facts = out["ansible_facts"]["pmem"]
+    assert "journal" in facts["event_sources"]["read"]
+    placed = [r for r in facts["bad_ranges"] if "memory_failure" in r["sources"]]
+    assert [(r["region"], r["blockdev"], r["absolute"]) for r in placed] == [("region1", "pmem1", pfn * 4096)]
+    assert [e.get("boot_id") for e in placed[0]["events"]] == ["ab" * 16], placed[0]["events"]
 
 
 @pytest.mark.parametrize("given", ["bad_ranges", "results", "capabilities"])
