@@ -63,6 +63,24 @@ def test_inode_number_reused_by_a_new_file_is_not_written(clearfs):
     assert read(d.path) == before
     entry = L.load(d.ledger)["entries"][0]
     assert entry["state"] == "open" and entry["owner"]["generation"] == d.owner["generation"]
+    # the way out the refusal names (re-resolving would name the new file again): accept the
+    # loss of the entry; its zeros then have no file left to go to, and the run does not fail
+    assert "Accept the loss of entry %s" % entry["id"] in res["msg"], res["msg"]
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "accepted_lost",
+                                            "entry_ids": [entry["id"]], "by": "ops",
+                                            "why": "the file was deleted"}, clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    zeros = dict(d.args)
+    del zeros["source"]
+    for attempt in ("first", "rerun"):
+        res, p = run_module("pmem_clear", zeros, clearfs.workdir, d.env, tag=attempt)
+        assert res is not None and "Traceback" not in p.stderr, p.stderr
+        assert not res.get("failed") and res["changed"] is False, (attempt, res)
+        assert [r["status"] for r in res["results"]] == ["skipped"], res["results"]
+        assert "no longer at any recorded path" in res["results"][0]["details"]["reason"]
+        assert read(d.path) == before  # the new file's data
+    entry = L.load(d.ledger)["entries"][0]
+    assert entry["state"] == "closed" and entry["closure"]["how"] == "accepted_lost"
 
 
 def test_accepted_loss_not_zeroed_into_a_file_rewritten_since_the_record(clearfs):
@@ -122,3 +140,36 @@ def test_a_copy_of_the_wrong_size_is_refused_before_the_ledger_changes(clearfs):
         assert read(d.path) == before
         with open(d.ledger, "rb") as f:
             assert f.read() == ledger_before, attempt
+
+
+def test_zeros_for_an_accepted_loss_of_a_deleted_file_go_nowhere(clearfs):
+    # the file was deleted after its loss was recorded: before the loss is accepted the refusal
+    # says how to go on; after, its zeros have no file to go to (another file now at its path
+    # must not get them) and the converge does not fail on every run
+    d = _recorded_by_clear(clearfs)
+    eid = L.load(d.ledger)["entries"][0]["id"]
+    os.unlink(d.path)
+    zeros = dict(d.args)
+    del zeros["source"]
+    res, p = run_module("pmem_quarantine", {"ledger_path": d.ledger, "state": "accepted_lost",
+                                            "entry_ids": [eid], "by": "ops", "why": "deleted"},
+                        clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    with open(d.path, "wb") as f:
+        f.write(os.urandom(len(d.good)))  # a new file at the old path
+    before = read(d.path)
+    res, p = run_module("pmem_clear", zeros, clearfs.workdir, d.env)
+    assert res is not None and "Traceback" not in p.stderr, p.stderr
+    assert not res.get("failed") and res["changed"] is False, res
+    assert [r["status"] for r in res["results"]] == ["skipped"], res["results"]
+    assert read(d.path) == before
+
+
+def test_a_renamed_file_is_refused_with_re_resolving_as_the_way_on(clearfs):
+    d = _recorded_by_clear(clearfs)
+    os.rename(d.path, d.path + ".moved")
+    res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env)
+    assert res is not None and "Traceback" not in p.stderr, p.stderr
+    assert res.get("failed") and "no longer exists" in res["msg"], res
+    assert "re-run pmem_resolve" in res["msg"] and "nothing was written" in res["msg"]
+    assert L.load(d.ledger)["entries"][0]["state"] == "open"

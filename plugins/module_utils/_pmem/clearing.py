@@ -396,6 +396,9 @@ def execute(store, action, provider=None, check=False, runner=None, dev_root="/d
             # the restore source, checked as the write will check it (same size, readable)
             owner = entry.get("owner") or {}
             good_data(entry, source, owner.get("repair_offset"), owner.get("repair_length"), size)
+    except _guard.AlreadyDone as e:  # nothing left to write (the lost file is gone)
+        res.update(status="skipped", details={"reason": e.message})
+        return res
     except (PmemError, OSError) as e:
         # refused before anything is planned: the ledger stays as it was (a rerun refused for
         # the same reason is changed=0); the task fails with the reason

@@ -367,12 +367,14 @@ def open_file(entry, method, ctx):
     renamed = dict((r.get("from"), r.get("to")) for r in
                    (entry.get("containment") or {}).get("rename", []))
     problems = []
+    elsewhere = []  # paths that hold no file or another file than the recorded one
     for p in owner.get("paths") or []:
         path = renamed.get(p) or p
         try:
             dfd, _name, rfd = _quarantine.open_file_nofollow(path)
         except _quarantine.Skip as e:
             problems.append(str(e))
+            elsewhere.append(isinstance(e, _quarantine.NotTheRecordedFile))
             continue
         os.close(dfd)
         try:
@@ -392,12 +394,41 @@ def open_file(entry, method, ctx):
         except _quarantine.Skip as e:
             os.close(rfd)
             problems.append(str(e))
+            elsewhere.append(isinstance(e, _quarantine.NotTheRecordedFile))
             continue
         return rfd, path, size
-    raise GuardRefused("no path of the damaged file is the file the record names: %s"
-                       % ("; ".join(problems) or "the record has no path"),
-                       device=owner.get("device"), range=_rid(entry),
-                       next_step="re-run pmem_resolve (the file changed); nothing was written")
+    found = "; ".join(problems) or "the record has no path"
+    gone = bool(elsewhere) and all(elsewhere)
+    if gone and _loss_accepted(entry):
+        # nothing of the lost file is left to zero: writing into what the paths hold now would
+        # destroy another file's data. The entry stays closed; the range, while listed, stays in
+        # the facts, and its owner now is resolved like any other.
+        raise AlreadyDone("the file whose loss was accepted is no longer at any recorded path (%s): "
+                          "nothing of it to zero, nothing was written" % found,
+                          device=owner.get("device"), range=_rid(entry))
+    if gone and _inode_reused_logged(entry):
+        next_step = ("the recorded file was deleted and its inode number now holds another file "
+                     "(the ledger's resolved event says inode_reused): its data cannot go back "
+                     "into it. Accept the loss of entry %s (pmem_quarantine state=accepted_lost, or "
+                     "the role's remediate_accept_loss) to close the record; nothing was written"
+                     % entry.get("id"))
+    elif gone:
+        next_step = ("re-run pmem_resolve: a renamed file gets its new path recorded. If it was "
+                     "deleted, accept the loss of entry %s (pmem_quarantine state=accepted_lost, or "
+                     "the role's remediate_accept_loss); nothing was written" % entry.get("id"))
+    else:
+        next_step = "re-run pmem_resolve (the file changed); nothing was written"
+    raise GuardRefused("no path of the damaged file is the file the record names: %s" % found,
+                       device=owner.get("device"), range=_rid(entry), next_step=next_step)
+
+
+def _loss_accepted(entry):
+    return entry.get("state") == "closed" and (entry.get("closure") or {}).get("how") == "accepted_lost"
+
+
+def _inode_reused_logged(entry):
+    return any((h.get("details") or {}).get("inode_reused") for h in entry.get("history") or []
+               if h.get("event") == "resolved")
 
 
 def _check_filesystem(fd, path, owner):

@@ -46,6 +46,11 @@ class Skip(PmemError):
     """This path/file cannot be handled now; reported per path, the run goes on."""
 
 
+class NotTheRecordedFile(Skip):
+    """The path holds no file, or another file than the one recorded (another inode, or the same
+    inode number with another generation: deleted and the number reused)."""
+
+
 def _err(e):
     return os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
 
@@ -85,7 +90,7 @@ def open_file_nofollow(path):
         if e.errno == errno.ELOOP:
             raise Skip("%s is a symlink: not followed" % path)
         if e.errno == errno.ENOENT:
-            raise Skip("%s no longer exists (deleted or renamed since resolution)" % path)
+            raise NotTheRecordedFile("%s no longer exists (deleted or renamed since resolution)" % path)
         raise Skip("cannot open %s: %s" % (path, _err(e)))
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -107,14 +112,14 @@ def check_identity(fd, path, owner):
     """Skip unless the open file is the inode (and generation) that was resolved."""
     st = os.fstat(fd)
     if owner.get("inode") is not None and st.st_ino != int(owner["inode"]):
-        raise Skip("%s is inode %d now, resolved as %s: replaced since resolution; skipped"
-                   % (path, st.st_ino, owner["inode"]))
+        raise NotTheRecordedFile("%s is inode %d now, resolved as %s: replaced since resolution; skipped"
+                                 % (path, st.st_ino, owner["inode"]))
     gen = owner.get("generation")
     if gen is not None:
         now = _fiemap.get_generation(fd)
         if now is not None and now != int(gen) & 0xffffffff:
-            raise Skip("%s generation changed (%s -> %s): inode reused since resolution; skipped"
-                       % (path, gen, now))
+            raise NotTheRecordedFile("%s generation changed (%s -> %s): inode reused since resolution; skipped"
+                                     % (path, gen, now))
     return st
 
 
