@@ -218,9 +218,10 @@ def read_ledger_summary(ledger_path):
     if not ledger_path:
         return out
     try:
-        os.stat(ledger_path)
+        # lstat: a symlink (dangling too) is not "no ledger"; the ledger refuses it (O_NOFOLLOW)
+        os.lstat(ledger_path)
     except OSError as exc:
-        if exc.errno == errno.ENOENT:
+        if exc.errno == errno.ENOENT and not os.path.islink(os.path.dirname(os.path.abspath(ledger_path))):
             return out  # no ledger: no entries
     try:
         entries, keys, warnings = _ledger.read_summary(ledger_path)

@@ -444,3 +444,21 @@ def test_watcher_warnings_of_this_boot_are_module_warnings(tmp_path):
     said = [w for w in got["warnings"] if w.startswith("ledger warning")]
     assert said == ["ledger warning (xfs_health, 2025-12-02T06:01:07Z): XFS /mnt/p: the health monitor "
                     "dropped 3 event(s)"]
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_dangling_symlink_ledger_is_an_error_not_an_absent_ledger(tmp_path, where):
+    # the acting modules refuse a symlinked ledger (O_NOFOLLOW) or ledger directory: the facts
+    # must not call the host clean because the link points nowhere (os.stat said ENOENT)
+    if where == "file":
+        ledger = tmp_path / "ledger.json"
+        ledger.symlink_to(tmp_path / "gone" / "ledger.json")
+    else:
+        (tmp_path / "state").symlink_to(tmp_path / "gone")
+        ledger = tmp_path / "state" / "ledger.json"
+    summary = facts.read_ledger_summary(str(ledger))
+    assert summary["entries"] == []
+    assert summary["error"] is not None and "symlink" in summary["error"]["message"], summary
+    got = gather("stock-clean", ledger_path=str(ledger))
+    assert got["clean"] is False
+    assert [e["device"] for e in got["errors"]] == ["ledger"]
