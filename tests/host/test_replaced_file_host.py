@@ -173,3 +173,27 @@ def test_a_renamed_file_is_refused_with_re_resolving_as_the_way_on(clearfs):
     assert res.get("failed") and "no longer exists" in res["msg"], res
     assert "re-run pmem_resolve" in res["msg"] and "nothing was written" in res["msg"]
     assert L.load(d.ledger)["entries"][0]["state"] == "open"
+
+
+@pytest.mark.parametrize("name", ["itself", "hard link"])
+def test_the_damaged_file_itself_is_no_restore_source(clearfs, name):
+    # source: the damaged file (or another name of its inode) would "restore" the file from its
+    # own lost pages and close the entry as restored: refused before the ledger changes
+    d = _recorded_by_clear(clearfs)
+    src = d.path
+    if name == "hard link":
+        src = clearfs.path("victim-link")
+        os.link(d.path, src)
+    before = read(d.path)
+    with open(d.ledger, "rb") as f:
+        ledger_before = f.read()
+    for method in ("rewrite", "reallocate"):
+        res, p = run_module("pmem_clear", dict(d.args, source=src, method=method), clearfs.workdir,
+                            d.env, tag=method)
+        assert res is not None and "Traceback" not in p.stderr, p.stderr
+        assert res.get("failed") and src in res["msg"] and "damaged file itself" in res["msg"], res
+        assert res["changed"] is False, (method, res)
+        assert read(d.path) == before
+        with open(d.ledger, "rb") as f:
+            assert f.read() == ledger_before, method
+    assert L.load(d.ledger)["entries"][0]["state"] == "open"

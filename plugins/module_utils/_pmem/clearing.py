@@ -125,6 +125,18 @@ def landed(fd, offset, length):
 # touches the ledger
 # --------------------------------------------------------------------------------------------
 
+def _is_the_damaged_file(entry, st):
+    """Is the file with stat ``st`` the entry's damaged file (the same inode on the recorded
+    filesystem: the recorded path, a hard link or its quarantine name)?"""
+    owner = entry.get("owner") or {}
+    if owner.get("inode") is None or st.st_ino != owner["inode"] or not owner.get("mountpoint"):
+        return False
+    try:
+        return os.stat(owner["mountpoint"]).st_dev == st.st_dev
+    except OSError:
+        return False
+
+
 def good_data(entry, source, offset, length, file_size):
     """Bytes to write at [offset, offset+length): from ``source`` at the same offsets, or zeros.
     Past the target's EOF the page is padded with zeros (the caller truncates back)."""
@@ -137,6 +149,11 @@ def good_data(entry, source, offset, length, file_size):
                              next_step="fix policy.restore_sources / source")
     try:
         st = os.fstat(sfd)
+        if _is_the_damaged_file(entry, st):
+            raise SourceMismatch(
+                "source %s is the damaged file itself (inode %d): its pages are the lost data, "
+                "not a copy of them" % (source, st.st_ino), range=entry["id"],
+                next_step="give a known-good copy kept elsewhere (a backup); nothing was written")
         if st.st_size != file_size:
             raise SourceMismatch(
                 "source %s has %d bytes, the damaged file %d: not a copy of it"
