@@ -197,3 +197,30 @@ def test_the_damaged_file_itself_is_no_restore_source(clearfs, name):
         with open(d.ledger, "rb") as f:
             assert f.read() == ledger_before, method
     assert L.load(d.ledger)["entries"][0]["state"] == "open"
+
+
+@pytest.mark.parametrize("flag", ["+i", "+a"])
+def test_a_file_made_immutable_or_append_only_by_its_owner_is_refused_before_the_ledger_changes(
+        clearfs, flag):
+    # chattr +i / +a by someone else than our containment: the write would fail with EPERM
+    # (after clear_planned, so every scheduled rerun added clear_planned + clear_failed); the
+    # preflight refuses it, names the file and the chattr to run
+    d = _recorded_by_clear(clearfs)
+    sh("chattr", flag, d.path)
+    try:
+        before = read(d.path)
+        with open(d.ledger, "rb") as f:
+            ledger_before = f.read()
+        for attempt in ("first", "rerun"):
+            res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag=attempt)
+            _refused(res, p, d)
+            assert ("chattr -%s %s" % (flag[1], d.path)) in res["msg"], res
+            assert res["changed"] is False, (attempt, res)
+            assert read(d.path) == before
+            with open(d.ledger, "rb") as f:
+                assert f.read() == ledger_before, attempt
+    finally:
+        sh("chattr", "-" + flag[1], d.path)
+    res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag="after")
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(d.path) == d.good

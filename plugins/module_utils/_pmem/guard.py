@@ -656,6 +656,27 @@ def _check_unshare(entry, method, caps, rfd, path):
             next_step="restore the data to other media, or clear the range offline")
 
 
+def check_file_flags(entry, fd, path):
+    """An append-only file (chattr +a) takes no write in place and no punch; an immutable one
+    (chattr +i) none at all unless our containment set the flag (lifted for the write). Refused
+    here, before the clear is planned, not by EPERM in the write."""
+    try:
+        flags = _quarantine.get_flags(fd)
+    except (IOError, OSError):
+        return  # no FS_IOC_GETFLAGS here: the write itself tells
+    if flags & _quarantine.FS_APPEND_FL:
+        raise GuardRefused("%s is append-only (chattr +a, not set by pmem.poison): the kernel "
+                           "refuses a write in place" % path, range=_rid(entry),
+                           device=(entry.get("owner") or {}).get("device"),
+                           next_step="chattr -a %s, then re-run (set it again after the restore); "
+                                     "nothing was written" % path)
+    if flags & _quarantine.FS_IMMUTABLE_FL and "immutable" not in (entry.get("containment") or {}):
+        raise GuardRefused("%s is immutable (chattr +i, not set by pmem.poison)" % path,
+                           range=_rid(entry), device=(entry.get("owner") or {}).get("device"),
+                           next_step="chattr -i %s, then re-run (set it again after the restore); "
+                                     "nothing was written" % path)
+
+
 def _checked_file(entry, method, ctx, source):
     """Consent, capabilities, then the damaged file itself: ``(rfd, path, size, caps)`` of the
     file every check passed on, open read-only (the caller closes ``rfd``)."""
@@ -663,6 +684,7 @@ def _checked_file(entry, method, ctx, source):
     caps = check_capabilities(entry, method, ctx, shared=bool((entry.get("owner") or {}).get("shared")))
     rfd, path, size = open_file(entry, method, ctx)
     try:
+        check_file_flags(entry, rfd, path)
         check_dax_rewrite(entry, method, ctx, caps, rfd, path)
         _check_unshare(entry, method, caps, rfd, path)
     except Exception:
