@@ -361,6 +361,10 @@ def checked_params(params, raw):
     if p["source"] is not None:
         if _inputs.blank(p["source"]):
             problems.append("source is blank: give the absolute path of the known-good copy")
+        elif isinstance(p["source"], str) and not p["source"].startswith("/"):
+            problems.append("source must be the absolute path of the known-good copy, got %r "
+                            "(a relative path would depend on the directory the module runs in)"
+                            % p["source"])
         if not p["entry_ids"]:
             problems.append("source needs entry_ids: a restore source applies only to the "
                             "entries it is given for (list the entry ids whose file it copies)")

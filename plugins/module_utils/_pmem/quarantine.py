@@ -81,6 +81,8 @@ def open_dir_nofollow(path):
 
 def open_file_nofollow(path):
     """(dir_fd, name, fd) for a regular file, no symlink anywhere in the path."""
+    if not path.startswith("/"):
+        raise Skip("not an absolute path: %s" % path)  # the whole path, not its directory
     parent, name = os.path.split(path.rstrip("/"))
     dfd = open_dir_nofollow(parent or "/")
     try:

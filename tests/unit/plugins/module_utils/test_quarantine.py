@@ -154,3 +154,10 @@ def test_accept_loss_needs_who_and_why(damaged):
     _path, entry = damaged
     with pytest.raises(Q.PmemError):
         Q.accept_loss(entry, by="", why="x")
+
+
+def test_a_relative_path_is_named_whole_in_the_refusal():
+    # the refusal named only the directory part ("not an absolute path: backup")
+    with pytest.raises(Q.Skip) as info:
+        Q.open_file_nofollow("backup/db/x.good")
+    assert "not an absolute path: backup/db/x.good" in str(info.value)

@@ -144,6 +144,8 @@ CLEAR = [
     ("source-without-ids", lambda w: {"source": w.good},
      ["source needs entry_ids"], True),
     ("source-blank", lambda w: {"source": "  ", "entry_ids": [w.eid]}, ["source is blank"], True),
+    ("source-relative", lambda w: {"source": "backup/x.good", "entry_ids": [w.eid]},
+     ["source must be the absolute path", "backup/x.good"], True),
     ("source-list", lambda w: {"source": [w.good], "entry_ids": [w.eid]},
      ["source must be a path"], True),
     ("source-with-device-write", lambda w: {"source": w.good, "entry_ids": [w.eid],
