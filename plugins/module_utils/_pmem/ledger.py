@@ -809,7 +809,8 @@ def read_bytes(path):
 def parse(raw, path="<ledger>"):
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        # RecursionError: nesting deeper than the parser's stack (no ledger this module wrote)
         raise GatherError("ledger %s is corrupt (not JSON: %s)" % (path, e),
                           next_step="inspect the file; it is never rewritten while unreadable")
     return validate(data, path)

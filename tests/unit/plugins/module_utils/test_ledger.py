@@ -328,3 +328,14 @@ def test_a_listed_range_after_a_record_reopens_it():
     listed = dict(MF_RANGE, sources=["blockdev", "memory_failure"])
     _again, changes = L.merge_detections(led, results(FILE_OWNER), [listed], at=T2)
     assert [c["change"] for c in changes] == ["reopened"]
+
+
+def test_a_ledger_nested_past_the_parser_stack_is_corrupt_not_an_internal_error(tmp_path):
+    # json raises RecursionError, which escaped as "internal error ... report the task's
+    # input" in every module and made pmem_badblocks fail instead of reporting the ledger
+    path = tmp_path / "ledger.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    path.chmod(0o600)
+    with pytest.raises(GatherError) as info:
+        L.read_open_entries(str(path))
+    assert "corrupt" in str(info.value)
