@@ -192,6 +192,10 @@ def strict_type_problems(spec, params, prefix=""):
                                 % (label, _what(value)))
             elif opt.get("options"):
                 problems.extend(strict_type_problems(opt["options"], value, label + "."))
+        elif typ in ("int", "float") and isinstance(value, bool):
+            # Ansible takes True as 1 (bool is an int): a length of "true" would be 1 byte
+            problems.append("%s must be %s, got %s" % (
+                label, "an integer" if typ == "int" else "a number", _what(value)))
         elif typ in ("str", "path", "int", "float", "bool") and isinstance(value, (list, dict)):
             problems.append("%s must be %s, got %s" % (
                 label, {"str": "a string", "path": "a path", "int": "an integer",
