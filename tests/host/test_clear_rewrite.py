@@ -159,3 +159,31 @@ def test_check_mode_leaves_files_xattrs_ledger_and_lock_alone(clearfs):
     res, p = run_module("pmem_clear", dict(d.args, results=[]), clearfs.workdir, d.env, diff=True)
     assert res and not res.get("failed"), (res, p.stderr)
     assert '"state": "open"' in res["diff"]["before"] and '"how": "restored"' in res["diff"]["after"]
+
+
+def test_rename_containment_of_a_name_near_name_max(clearfs):
+    # "ino<inode>.<i>." before a 250-byte name is longer than NAME_MAX: the rename failed with
+    # ENAMETOOLONG, the file stayed in place and a pending rename stayed in the ledger
+    d = make_damaged(clearfs, clearfs.workdir, name="x" * 250)
+    link = clearfs.path(u"\u00e9" * 127)  # 254 bytes of two-byte characters
+    os.link(d.path, link)
+    owner = dict(d.owner, paths=[d.path, link])
+    results = [{"range_id": owner["range_id"], "owners": [owner]}]
+    q = {"ledger_path": d.ledger, "results": results, "bad_ranges": d.args["bad_ranges"],
+         "containment": ["rename", "chmod"]}
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res and res["changed"] and not res["entries"][0]["skipped"], (res, p.stderr)
+    entry = L.load(d.ledger)["entries"][0]
+    assert not entry["containment"].get("pending"), entry["containment"]
+    moved = [r["to"] for r in entry["containment"]["rename"]]
+    assert len(moved) == 2 and all(os.path.exists(t) for t in moved)
+    assert all(len(os.fsencode(os.path.basename(t))) <= 255 for t in moved)
+    assert not os.path.exists(d.path) and not os.path.exists(link)
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res["changed"] is False, (res, p.stderr)
+    clr = dict(d.args)
+    del clr["results"]
+    res, p = run_module("pmem_clear", clr, clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(d.path) == d.good and os.path.samefile(d.path, link)
+    assert stat.S_IMODE(os.stat(d.path).st_mode) == 0o644

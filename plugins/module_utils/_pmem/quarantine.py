@@ -253,9 +253,17 @@ def ensure_qdir(mountpoint, check=False):
         os.close(mfd)
 
 
+NAME_MAX = 255
+
+
 def _qname(entry, path, index):
+    """The name in the quarantine directory: ``ino<inode>.<index>.<name>``, the name cut so the
+    whole fits NAME_MAX bytes (a 250-byte name would fail the rename with ENAMETOOLONG). The
+    release uses the recorded ``to``, so a cut name needs no parsing back."""
     owner = entry.get("owner") or {}
-    return "ino%s.%d.%s" % (owner.get("inode"), index, os.path.basename(path))
+    prefix = os.fsencode("ino%s.%d." % (owner.get("inode"), index))
+    name = os.fsencode(os.path.basename(path))
+    return os.fsdecode(prefix + name[:max(0, NAME_MAX - len(prefix))])
 
 
 def _no_journal(entry):
