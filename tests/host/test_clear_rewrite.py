@@ -187,3 +187,30 @@ def test_rename_containment_of_a_name_near_name_max(clearfs):
     assert res and not res.get("failed"), (res, p.stderr)
     assert read(d.path) == d.good and os.path.samefile(d.path, link)
     assert stat.S_IMODE(os.stat(d.path).st_mode) == 0o644
+
+
+def test_marker_removed_through_a_hard_link_when_the_first_name_is_another_file(clearfs):
+    # the restore goes through the second recorded name (the first now holds another file);
+    # the "lost" marker on the restored inode must go too, not be looked for at the first name only
+    d = make_damaged(clearfs, clearfs.workdir)
+    os.makedirs(clearfs.path("sub"))
+    link = clearfs.path("sub/link")
+    os.link(d.path, link)
+    owner = dict(d.owner, paths=[d.path, link])
+    q = {"ledger_path": d.ledger, "results": [{"range_id": owner["range_id"], "owners": [owner]}],
+         "bad_ranges": d.args["bad_ranges"]}
+    res, p = run_module("pmem_quarantine", q, clearfs.workdir)
+    assert res and res["changed"], (res, p.stderr)
+    assert "user.pmem_poison.lost_ranges" in os.listxattr(link)
+    os.unlink(d.path)
+    with open(d.path, "wb") as f:
+        f.write(os.urandom(len(d.good)))
+    other = read(d.path)
+    clr = dict(d.args)
+    del clr["results"]
+    res, p = run_module("pmem_clear", clr, clearfs.workdir, d.env)
+    assert res and not res.get("failed"), (res, p.stderr)
+    assert read(link) == d.good and read(d.path) == other
+    assert L.load(d.ledger)["entries"][0]["closure"]["how"] == "restored"
+    assert "user.pmem_poison.lost_ranges" not in os.listxattr(link)
+    assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)

@@ -706,16 +706,21 @@ def refresh_marker(entry, ledger_path, check=False):
     if not paths:
         return False, []
     renamed = dict((r["from"], r["to"]) for r in (entry.get("containment") or {}).get("rename", []))
-    path = paths[0]
-    try:
-        dfd, _n, fd = open_file_nofollow(renamed.get(path, path))
-    except Skip as e:
-        return False, [str(e)]
-    try:
-        check_identity(fd, path, entry["owner"])
-        return _write_marker(fd, path, marker_for(read_marker(fd), entry, ledger_path), check), []
-    except Skip as e:
-        return False, [str(e)]
-    finally:
-        os.close(fd)
-        os.close(dfd)
+    skipped = []
+    # the marker is on the inode: any recorded name that still holds the recorded file will do
+    # (the first one may have been removed, or replaced by another file, since the record)
+    for path in paths:
+        try:
+            dfd, _n, fd = open_file_nofollow(renamed.get(path, path))
+        except Skip as e:
+            skipped.append(str(e))
+            continue
+        try:
+            check_identity(fd, path, entry["owner"])
+            return _write_marker(fd, path, marker_for(read_marker(fd), entry, ledger_path), check), []
+        except Skip as e:
+            skipped.append(str(e))
+        finally:
+            os.close(fd)
+            os.close(dfd)
+    return False, skipped
