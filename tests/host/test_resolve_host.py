@@ -511,3 +511,37 @@ def test_free_space_on_a_kernel_that_drops_the_trailing_gap(sparsefs, monkeypatc
         assert _kinds(res) == [("file", alloc_end - 512, 512), ("free", alloc_end, 512)], res
     res = resolve(sparsefs, sparsefs.fs_size + 4096, 4096)
     assert res["owners"][0]["reason"].startswith("beyond the end of the filesystem")
+
+
+def test_unmounted_xfs_last_ags_are_not_free_space(tmp_path):
+    """A 320 MiB XFS has 4 AGs of 20480 blocks (not a power of two): blocks of its last AGs
+    encode (agno << agblklog | agbno) to numbers past sb_dblocks, which xfs_db's fsmap refuses
+    ("Bad fsmap start_fsb") with no record. The file data there was reported as free space
+    (which an offline window would zero with device_write)."""
+    from .conftest import LoopFs, _require_host, extents_of
+    from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_offline
+    _require_host()
+    fs = LoopFs("xfs", str(tmp_path), size_mb=320)
+    try:
+        files = []
+        for i in range(8):  # new directories rotate over the AGs, their files follow
+            os.makedirs(fs.path("d%d" % i))
+            with open(fs.path("d%d/f" % i), "wb") as f:
+                f.write(os.urandom(8192))
+            files.append("d%d/f" % i)
+        os.system("sync")
+        truth = dict((n, (extents_of(fs.path(n))[0][1], os.stat(fs.path(n)).st_ino)) for n in files)
+        fs.unmount()
+        geom = owners_offline.probe_device(fs.dev)
+        dblocks = geom["size"] // geom["blocksize"]
+        high = [n for n, (phys, _ino) in truth.items()
+                if owners_offline.xfs_fsbno(phys, geom) >= dblocks]
+        assert high, "no file landed where xfs_db refuses a bounded fsmap: %s" % truth
+        for name in files:
+            phys, ino = truth[name]
+            res = resolve(fs, phys + 4096, 512)
+            assert res["error"] is None, res
+            assert [(o["kind"], o["inode"], o["paths"]) for o in res["owners"]] == \
+                [("file", ino, ["/" + name])], (name, res["owners"])
+    finally:
+        fs.destroy()

@@ -130,6 +130,26 @@ def xfs_fsbno(byte, geom):
     return (agno << geom["agblklog"]) | agbno
 
 
+def xfs_fsmap_command(start, end, geom):
+    """The ``xfs_db fsmap`` command covering device bytes [start, end).
+
+    xfs_db checks its arguments against sb_dblocks although they are AG-encoded block numbers
+    (agno << agblklog | agbno): when agblocks is not a power of two, blocks of the last AGs
+    encode to numbers >= dblocks and the query is refused ("Bad fsmap start_fsb") with no
+    record, which read as free space. Such a range is asked from the start of the highest AG
+    xfs_db accepts, with no end (to the last AG); the records are clipped to the range after."""
+    dblocks = geom["size"] // geom["blocksize"]
+    lo, hi = xfs_fsbno(start, geom), xfs_fsbno(end - 1, geom)
+    if lo < dblocks and hi < dblocks:
+        return "fsmap %d %d" % (lo, hi)
+    if lo < dblocks:
+        return "fsmap %d" % lo
+    agno = (start // geom["blocksize"]) // geom["agblocks"]
+    while agno > 0 and (agno << geom["agblklog"]) >= dblocks:
+        agno -= 1
+    return "fsmap %d" % (agno << geom["agblklog"])
+
+
 def xfs_owners(device, intervals, geom, run=default_run):
     """Owners of device byte intervals [(start, end, tag)] on an unmounted XFS.
 
@@ -139,11 +159,16 @@ def xfs_owners(device, intervals, geom, run=default_run):
         return xfs_owners_blockuse(device, intervals, geom, run=run)
     argv = ["xfs_db", "-r"]
     for start, end, _tag in intervals:
-        argv += ["-c", "fsmap %d %d" % (xfs_fsbno(start, geom), xfs_fsbno(end - 1, geom))]
+        argv += ["-c", xfs_fsmap_command(start, end, geom)]
     argv.append(device)
     rc, out, err = run(argv)
     if rc != 0:
         raise OfflineError("xfs_db fsmap failed: %s" % (err.strip() or out.strip()))
+    refused = [line.strip() for line in (out + "\n" + err).splitlines() if line.startswith("Bad fsmap")]
+    if refused:
+        # a refused query returns no record: its bytes would all look free
+        raise OfflineError("xfs_db refused an fsmap query (%s); mount the filesystem to resolve "
+                           "the owners" % "; ".join(refused))
     recs = parse_xfs_db_fsmap(out, geom)
     wanted = set()
     for rec in recs:

@@ -7,6 +7,8 @@ __metaclass__ = type
 
 import os
 
+import pytest
+
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owner_record as REC
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners as O
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import owners_mounted as MOUNTED
@@ -276,3 +278,31 @@ def test_no_owner_reason_is_truthful():
     assert "beyond" not in inside
     assert inside.startswith("no owner reported by GETFSMAP (inside the filesystem")
     assert "filesystem size unknown" in MOUNTED._no_owner_reason(4096, None)
+
+
+# 4 AGs of 20480 blocks: agblklog 15, dblocks 81920; AG 2 from agbno 16384 and all of AG 3
+# encode past dblocks
+_GEOM_320M = {"blocksize": 4096, "agblocks": 20480, "agblklog": 15, "size": 81920 * 4096,
+              "rmapbt": True}
+
+
+def test_xfs_fsmap_command_stays_inside_what_xfs_db_accepts():
+    bs = 4096
+    assert OFF.xfs_fsmap_command(14 * bs, 15 * bs, _GEOM_320M) == "fsmap 14 14"
+    # AG 2, agbno 16398: 2 << 15 | 16398 = 81934 >= 81920 -> from AG 2's start, no end
+    blk = 2 * 20480 + 16398
+    assert OFF.xfs_fsmap_command(blk * bs, (blk + 1) * bs, _GEOM_320M) == "fsmap 65536"
+    # AG 3: its start (98304) is refused too -> AG 2's start
+    blk = 3 * 20480 + 14
+    assert OFF.xfs_fsmap_command(blk * bs, (blk + 1) * bs, _GEOM_320M) == "fsmap 65536"
+    # start accepted, end refused: no end
+    lo, hi = 2 * 20480 + 100, 2 * 20480 + 16390
+    assert OFF.xfs_fsmap_command(lo * bs, hi * bs, _GEOM_320M) == "fsmap %d" % ((2 << 15) | 100)
+
+
+def test_xfs_db_refusing_a_query_is_an_error_not_free_space():
+    def run(argv, stdin=None):
+        return 0, "Bad fsmap start_fsb 98318.\n", ""
+    with pytest.raises(OFF.OfflineError) as info:
+        OFF.xfs_owners("/dev/x", [(0, 4096, "t")], _GEOM_320M, run=run)
+    assert "Bad fsmap" in str(info.value)
