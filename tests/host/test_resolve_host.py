@@ -545,3 +545,51 @@ def test_unmounted_xfs_last_ags_are_not_free_space(tmp_path):
                 [("file", ino, ["/" + name])], (name, res["owners"])
     finally:
         fs.destroy()
+
+
+def _first_physical(path):
+    """filefrag's first extent (device bytes) of a file whose name may not be UTF-8."""
+    import re
+    import subprocess
+    out = subprocess.run([b"filefrag", b"-v", b"-b4096", path], stdout=subprocess.PIPE,
+                         check=True).stdout.decode("utf-8", "replace")
+    for line in out.splitlines():
+        m = re.match(r"^\s*0:\s+\d+\.\.\s*\d+:\s+(\d+)\.\.", line)
+        if m:
+            return int(m.group(1)) * 4096
+    raise AssertionError(out)
+
+
+ODD_NAMES = [b"ends in a space ", b"ends in a newline\n", b"new\nline", b"tab\there", b"not utf-8 \xff\xfe",
+             b"cr\rin it", b"sep\x1cin it", b"12\tlooks like a record"]
+
+
+@pytest.mark.parametrize("fstype", ["xfs", "ext4"])
+def test_unmounted_owner_paths_with_odd_names(tmp_path, fstype):
+    """xfs_db/debugfs ncheck print one "<inode> <name>" line per path: the names were stripped
+    (a trailing blank or newline lost), cut at a newline (another file's name, "/new"), split at
+    \\r or \\x1c, and a name that is not UTF-8 failed the whole range ('utf-8' codec can't
+    decode)."""
+    from .conftest import LoopFs, _require_host
+    _require_host()
+    fs = LoopFs(fstype, str(tmp_path), size_mb=320)
+    try:
+        made = {}
+        for i, name in enumerate(ODD_NAMES):
+            d = os.path.join(fs.mnt.encode(), b"d%d" % i)
+            os.makedirs(d)
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(os.urandom(8192))
+            made[path] = os.stat(path).st_ino
+        os.system("sync")
+        phys = dict((p, _first_physical(p)) for p in made)
+        fs.unmount()
+        for path, ino in made.items():
+            res = resolve(fs, phys[path] + 4096, 512)
+            assert res["error"] is None, (path, res["error"])
+            assert [(o["kind"], o["inode"]) for o in res["owners"]] == [("file", ino)], (path, res)
+            rel = os.fsdecode(path[len(fs.mnt.encode()):])
+            assert res["owners"][0]["paths"] == [rel], (path, res["owners"][0]["paths"])
+    finally:
+        fs.destroy()

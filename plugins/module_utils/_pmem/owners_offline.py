@@ -51,9 +51,22 @@ class OfflineError(Exception):
 
 
 def default_run(argv, stdin=None):
-    p = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, check=False)
-    return p.returncode, p.stdout, p.stderr
+    """(rc, stdout, stderr) as text. File names are bytes: decoded as the os module does
+    (UTF-8, surrogateescape), so a name that is not UTF-8 neither fails the decode nor changes;
+    no newline translation (a name may hold a carriage return)."""
+    p = subprocess.run(argv, input=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    return (p.returncode, p.stdout.decode("utf-8", "surrogateescape"),
+            p.stderr.decode("utf-8", "surrogateescape"))
+
+
+def _lines(text):
+    """``text`` split at newlines only (str.splitlines also splits at \\r, \\x1c, \\x85...,
+    which a file name may hold); the terminator of the last line gives no empty line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def probe_superblock(data):
@@ -377,16 +390,26 @@ def xfs_nlinks(device, inodes, run=default_run):
     return dict(zip(inodes, vals)) if len(vals) == len(inodes) else {}
 
 
+# debugfs ncheck: "%u\t%s\n"; xfs_db ncheck: "%11llu %s\n". The name is everything after the
+# one separator, trailing blanks included.
+_NCHECK_RECORD = re.compile(r"^ *(\d+)[ \t](.*)$", re.S)
+
+
 def _parse_ncheck(text, wanted):
+    records = []
+    for line in _lines(text):
+        m = _NCHECK_RECORD.match(line)
+        if m:
+            records.append([int(m.group(1)), m.group(2)])
+        elif records:
+            # not a record: the previous name goes on (it holds a newline; an empty line is a
+            # name ending in one)
+            records[-1][1] += "\n" + line
     paths = {}
-    for line in text.splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) != 2 or not parts[0].isdigit():
-            continue
-        ino = int(parts[0])
+    for ino, name in records:
         if ino not in wanted:
             continue
-        p = "/" + parts[1].lstrip("/")
+        p = "/" + name.lstrip("/")
         if p.endswith("/.."):
             continue  # a subdirectory's link to its parent: the parent is named by its own entry
         if p.endswith("/."):
@@ -404,7 +427,7 @@ def _debugfs(device, commands, run):
     if rc != 0 and not out:
         raise OfflineError("debugfs failed: %s" % err.strip())
     sections = []
-    for line in out.splitlines():
+    for line in _lines(out):
         if line.startswith("debugfs: "):
             sections.append((line[len("debugfs: "):], []))
         elif sections:
@@ -510,7 +533,7 @@ def ext4_paths(device, inodes, run=default_run):
     paths = {}
     for chunk in _chunks(sorted(inodes), 256):
         for _cmd, lines in _debugfs(device, ["ncheck -c " + " ".join(str(i) for i in chunk)], run):
-            paths.update(_parse_ncheck("\n".join(lines), set(chunk)))
+            paths.update(_parse_ncheck("".join(line + "\n" for line in lines), set(chunk)))
     return paths
 
 
@@ -534,7 +557,7 @@ def _debugfs_request(device, verb, numbers, run, debugfs="debugfs"):
     if rc != 0:
         raise OfflineError("debugfs %s failed (rc %s): %s" % (verb.split()[0], rc, (
             err or "").strip()[-300:]))
-    return [line for line in out.splitlines() if not line.startswith("debugfs: ")]
+    return [line for line in _lines(out) if not line.startswith("debugfs: ")]
 
 
 def ext4_icheck(device, blocks, run=default_run, debugfs="debugfs"):
@@ -556,7 +579,8 @@ def ext4_ncheck(device, inodes, run=default_run, debugfs="debugfs"):
     inodes = sorted(set(int(i) for i in inodes))
     if not inodes:
         return {}
-    return _parse_ncheck("\n".join(_debugfs_request(device, "ncheck -c", inodes, run, debugfs)),
+    return _parse_ncheck("".join(line + "\n" for line in
+                                 _debugfs_request(device, "ncheck -c", inodes, run, debugfs)),
                          set(inodes))
 
 
