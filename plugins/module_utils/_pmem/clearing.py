@@ -586,6 +586,35 @@ def _close_after_clear(entry, details):
 # the pmem_clear run (the module is a thin wrapper around this)
 # --------------------------------------------------------------------------------------------
 
+_DEVICE_ACTIONS = ("device_write", "ndctl_clear", "cxl_clear", "refuse", "offline_required")
+
+
+def _device_method_not_planned(method, entry_ids, actions, ledger):
+    """Refusals for the open entries named with an explicit device method that the plan gives
+    no device action, refusal or offline plan (file data not accepted as lost, raw/devdax data
+    whose loss is not accepted): without them the task reported success having done nothing."""
+    acting = set(a["entry_id"] for a in actions if a["action"] in _DEVICE_ACTIONS)
+    out = []
+    for eid in entry_ids:
+        entry = _ledger.find_entry(ledger, eid)
+        if eid in acting or entry is None or entry.get("state") != "open":
+            continue
+        owner = entry.get("owner") or {}
+        kind = owner.get("kind") or "unknown"
+        what = "%s data%s" % (kind, (" of " + ", ".join(owner["paths"])) if owner.get("paths") else "")
+        if kind == "file":
+            step = ("restore the file (method rewrite with a source) or accept its loss "
+                    "(pmem_quarantine state=accepted_lost) first; nothing was written")
+        else:
+            step = ("accept the loss of entry %s first (pmem_quarantine state=accepted_lost, or "
+                    "policy.accepted_loss); nothing was written" % eid)
+        out.append(str(PmemError(
+            "method=%s does not apply to entry %s: it holds %s whose loss is not accepted, and "
+            "a device clear writes zeros over it" % (method, eid, what),
+            device=owner.get("device"), range=(entry.get("range") or {}).get("id"), next_step=step)))
+    return out
+
+
 def listed_facts(ledger, provider):
     """A minimal ``{bad_ranges: [...]}`` from the ledger's ranges that are still listed."""
     seen = {}
@@ -745,6 +774,8 @@ def run_clear(ledger_path=_ledger.DEFAULT_PATH, method="auto", entry_ids=None, s
             actions = [a for a in actions if a["entry_id"] in entry_ids]
         out["plan"] = actions
         errors = []
+        if method in ("device_write", "ndctl", "cxl") and entry_ids:
+            errors.extend(_device_method_not_planned(method, entry_ids, actions, store.data))
         for a in actions:
             if a["action"] == "accept_loss":
                 entry = store.entry(a["entry_id"])

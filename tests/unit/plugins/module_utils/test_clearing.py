@@ -419,3 +419,21 @@ def test_an_entry_restored_by_another_run_is_skipped_and_said(world):
     assert snapshot(w) == before  # not reopened, not written twice
     assert [r["status"] for r in out["results"]] == ["skipped"]
     assert out["results"][0]["details"]["reason"].startswith("already restored")
+
+
+@pytest.mark.parametrize("method", ["device_write", "ndctl", "cxl"])
+def test_a_device_method_named_for_file_data_is_refused_not_silently_skipped(world, method):
+    # method=device_write with the id of an open file entry: the plan keeps file data to the
+    # file rules (recorded, left open) and the task reported success ("record 1"), no word that
+    # the asked clear did not happen
+    w = world
+    C.run_clear(w.ledger, "auto", results=w.results, facts=w.facts, capabilities=E820,
+                provider=w.provider)
+    eid = L.read_open_entries(w.ledger)[0]["id"]
+    before = snapshot(w)
+    out = C.run_clear(w.ledger, method, entry_ids=[eid], facts=w.facts, capabilities=E820,
+                      provider=w.provider, policy={"offline_window_allowed": True})
+    assert out["failed"] and out["changed"] is False, out
+    assert ("method=%s does not apply to entry %s" % (method, eid)) in out["msg"]
+    assert str(w.f) in out["msg"] and "accepted_lost" in out["msg"]
+    assert snapshot(w) == before
