@@ -100,6 +100,10 @@ QUARANTINE = [
      ["lock_timeout"], False),
     ("lock-timeout-negative", lambda w: {"lock_timeout": -1, "ledger_path": w.ledger},
      ["lock_timeout must be 0 or more"], True),
+    ("lock-timeout-nan", lambda w: {"lock_timeout": "nan", "ledger_path": w.ledger},
+     ["lock_timeout must be 0 or more seconds (a finite number), got nan"], True),
+    ("lock-timeout-inf", lambda w: {"lock_timeout": "inf", "ledger_path": w.ledger},
+     ["lock_timeout must be 0 or more seconds (a finite number), got inf"], True),
     ("ledger-path-blank", lambda w: {"ledger_path": ""}, ["ledger_path is blank"], True),
     ("ledger-path-spaces", lambda w: {"ledger_path": "   "}, ["ledger_path is blank"], True),
     ("ledger-path-dir", lambda w: {"ledger_path": w.root + "/l/"}, ["ends with /"], True),
@@ -228,6 +232,8 @@ CLEAR = [
      ["accepted_reason is blank"], True),
     ("ledger-path-blank", lambda w: {"ledger_path": ""}, ["ledger_path is blank"], True),
     ("lock-timeout-negative", lambda w: {"lock_timeout": -5}, ["lock_timeout"], True),
+    ("lock-timeout-nan", lambda w: {"lock_timeout": float("nan")}, ["a finite number), got nan"], True),
+    ("lock-timeout-inf", lambda w: {"lock_timeout": "inf"}, ["a finite number), got inf"], True),
     ("unknown-option", lambda w: {"entry_id": w.eid}, ["entry_id"], False),
 ]
 
