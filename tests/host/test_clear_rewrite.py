@@ -14,6 +14,7 @@ import stat
 from ansible_collections.pmem.poison.plugins.module_utils._pmem import ledger as L
 from tests.support.module_harness import snapshot
 
+from .conftest import sh
 from .fixtures_clear import listed, make_damaged, read, run_module
 
 
@@ -214,3 +215,26 @@ def test_marker_removed_through_a_hard_link_when_the_first_name_is_another_file(
     assert L.load(d.ledger)["entries"][0]["closure"]["how"] == "restored"
     assert "user.pmem_poison.lost_ranges" not in os.listxattr(link)
     assert "user.pmem_poison.lost_ranges" not in os.listxattr(d.path)
+
+
+def test_a_marker_that_cannot_be_written_leaves_no_pending_step_and_a_rerun_is_unchanged(clearfs):
+    # setxattr refused (here EPERM: chattr +i by the file's owner; on ext4 also ENOSPC once the
+    # marker outgrows the xattr block): the marker step announced in the ledger stayed pending,
+    # so every rerun dropped it, logged another 'quarantined' event and said changed
+    d = make_damaged(clearfs, clearfs.workdir)
+    q = {"ledger_path": d.ledger, "results": d.args["results"], "bad_ranges": d.args["bad_ranges"]}
+    sh("chattr", "+i", d.path)
+    try:
+        res, p = run_module("pmem_quarantine", q, clearfs.workdir, tag="1")
+        assert res and not res.get("failed") and res["entries"][0]["skipped"], (res, p.stderr)
+        entry = L.load(d.ledger)["entries"][0]
+        assert not (entry.get("containment") or {}).get("pending"), entry
+        with open(d.ledger, "rb") as f:
+            ledger_before = f.read()
+        for attempt in ("2", "3"):
+            res, p = run_module("pmem_quarantine", q, clearfs.workdir, tag=attempt)
+            assert res and res["changed"] is False, (attempt, res, p.stderr)
+            with open(d.ledger, "rb") as f:
+                assert f.read() == ledger_before, attempt
+    finally:
+        sh("chattr", "-i", d.path)

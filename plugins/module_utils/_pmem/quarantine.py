@@ -274,6 +274,12 @@ def _no_hooks(point):
     """Default hook: nothing (tests pass a callable that kills the process at a point)."""
 
 
+def _drop_pending(cont, intent):
+    cont["pending"].remove(intent)
+    if not cont["pending"]:
+        del cont["pending"]
+
+
 def _journal(work, cont, journal):
     """Persist the working entry (fsynced ledger through ``journal``) with ``cont``."""
     work["containment"] = copy.deepcopy(cont)
@@ -415,10 +421,14 @@ def quarantine_entry(entry, ledger_path, containment=(), check=False, journal=No
                     _journal(work, cont, journal)
                     try:
                         _write_marker(fd, cur, marker, False)
-                    finally:
-                        cont["pending"].remove(intent)
-                        if not cont["pending"]:
-                            del cont["pending"]
+                    except Skip:
+                        # nothing was written (ENOSPC, EPERM...): the announced step is withdrawn
+                        # in the ledger too, or every rerun found it pending, dropped it and
+                        # logged another 'quarantined' event (changed every run)
+                        _drop_pending(cont, intent)
+                        _journal(work, cont, journal)
+                        raise
+                    _drop_pending(cont, intent)
                 result["changed"] = True
                 done.append("marker")
             result["marked"].append(cur)
