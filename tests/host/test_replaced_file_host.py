@@ -39,6 +39,25 @@ def _refused(res, p, d):
     assert res.get("failed") and d.path in res["msg"] and "nothing was written" in res["msg"], res
 
 
+def _refused_and_unchanged(fs, d, runs):
+    """Run pmem_clear once per ``(tag, args)``: each run fails, reports changed=false and leaves
+    the damaged file and the ledger byte-identical (a scheduled rerun refused for the same reason
+    changes nothing either). Returns ``[(result, process)]`` for the callers' message checks."""
+    before = read(d.path)
+    with open(d.ledger, "rb") as f:
+        ledger_before = f.read()
+    out = []
+    for tag, args in runs:
+        res, p = run_module("pmem_clear", args, fs.workdir, d.env, tag=tag)
+        assert res is not None and "Traceback" not in p.stderr, p.stderr
+        assert res.get("failed") and res["changed"] is False, (tag, res)
+        assert read(d.path) == before
+        with open(d.ledger, "rb") as f:
+            assert f.read() == ledger_before, tag
+        out.append((res, p))
+    return out
+
+
 def test_inode_number_reused_by_a_new_file_is_not_written(clearfs):
     # ext4 gives the next file made the inode number just freed: a resolver run after the
     # replacement names the same inode at the same offset (the same entry id) with another
@@ -111,16 +130,8 @@ def test_a_refused_clear_leaves_the_ledger_as_it_was_and_a_rerun_is_changed_0(cl
     with open(other, "wb") as f:
         f.write(os.urandom(len(d.good)))
     os.rename(other, d.path)  # renamed over the recorded file
-    before = read(d.path)
-    with open(d.ledger, "rb") as f:
-        ledger_before = f.read()
-    for attempt in ("first", "rerun"):
-        res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag=attempt)
+    for res, p in _refused_and_unchanged(clearfs, d, [("first", d.args), ("rerun", d.args)]):
         _refused(res, p, d)
-        assert res["changed"] is False, (attempt, res)
-        assert read(d.path) == before
-        with open(d.ledger, "rb") as f:
-            assert f.read() == ledger_before, attempt
 
 
 def test_a_copy_of_the_wrong_size_is_refused_before_the_ledger_changes(clearfs):
@@ -129,17 +140,9 @@ def test_a_copy_of_the_wrong_size_is_refused_before_the_ledger_changes(clearfs):
     short = os.path.join(clearfs.workdir, "short-copy.bin")
     with open(short, "wb") as f:
         f.write(os.urandom(PAGE + 17))
-    before = read(d.path)
-    with open(d.ledger, "rb") as f:
-        ledger_before = f.read()
-    for attempt in ("first", "rerun"):
-        res, p = run_module("pmem_clear", dict(d.args, source=short), clearfs.workdir, d.env, tag=attempt)
-        assert res is not None and "Traceback" not in p.stderr, p.stderr
-        assert res.get("failed") and short in res["msg"] and "not a copy" in res["msg"], res
-        assert res["changed"] is False, (attempt, res)
-        assert read(d.path) == before
-        with open(d.ledger, "rb") as f:
-            assert f.read() == ledger_before, attempt
+    args = dict(d.args, source=short)
+    for res, _p in _refused_and_unchanged(clearfs, d, [("first", args), ("rerun", args)]):
+        assert short in res["msg"] and "not a copy" in res["msg"], res
 
 
 def test_zeros_for_an_accepted_loss_of_a_deleted_file_go_nowhere(clearfs):
@@ -184,18 +187,9 @@ def test_the_damaged_file_itself_is_no_restore_source(clearfs, name):
     if name == "hard link":
         src = clearfs.path("victim-link")
         os.link(d.path, src)
-    before = read(d.path)
-    with open(d.ledger, "rb") as f:
-        ledger_before = f.read()
-    for method in ("rewrite", "reallocate"):
-        res, p = run_module("pmem_clear", dict(d.args, source=src, method=method), clearfs.workdir,
-                            d.env, tag=method)
-        assert res is not None and "Traceback" not in p.stderr, p.stderr
-        assert res.get("failed") and src in res["msg"] and "damaged file itself" in res["msg"], res
-        assert res["changed"] is False, (method, res)
-        assert read(d.path) == before
-        with open(d.ledger, "rb") as f:
-            assert f.read() == ledger_before, method
+    runs = [(method, dict(d.args, source=src, method=method)) for method in ("rewrite", "reallocate")]
+    for res, _p in _refused_and_unchanged(clearfs, d, runs):
+        assert src in res["msg"] and "damaged file itself" in res["msg"], res
     assert L.load(d.ledger)["entries"][0]["state"] == "open"
 
 
@@ -208,17 +202,9 @@ def test_a_file_made_immutable_or_append_only_by_its_owner_is_refused_before_the
     d = _recorded_by_clear(clearfs)
     sh("chattr", flag, d.path)
     try:
-        before = read(d.path)
-        with open(d.ledger, "rb") as f:
-            ledger_before = f.read()
-        for attempt in ("first", "rerun"):
-            res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag=attempt)
+        for res, p in _refused_and_unchanged(clearfs, d, [("first", d.args), ("rerun", d.args)]):
             _refused(res, p, d)
             assert ("chattr -%s %s" % (flag[1], d.path)) in res["msg"], res
-            assert res["changed"] is False, (attempt, res)
-            assert read(d.path) == before
-            with open(d.ledger, "rb") as f:
-                assert f.read() == ledger_before, attempt
     finally:
         sh("chattr", "-" + flag[1], d.path)
     res, p = run_module("pmem_clear", d.args, clearfs.workdir, d.env, tag="after")
