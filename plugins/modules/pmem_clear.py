@@ -390,9 +390,7 @@ def checked_params(params, raw):
     problems.extend(_inputs.policy_problems(policy))
     problems.extend(_inputs.capabilities_problems(p["capabilities"]))
     problems.append(_inputs.ledger_path_problem(p["ledger_path"]))
-    if not 0 <= p["lock_timeout"] < float("inf"):  # NaN too: it compared as no wait, inf hung
-        problems.append("lock_timeout must be 0 or more seconds (a finite number), got %s"
-                        % p["lock_timeout"])
+    problems.append(_inputs.lock_timeout_problem(p["lock_timeout"]))
     if p["scan"] is not None:
         given = [name for name in SCANNED if p[name] is not None]
         if given:

@@ -168,9 +168,7 @@ def checked_params(params, raw):
         problems.append(_inputs.text_problem("by", params["by"], "say who accepts the loss"))
         problems.append(_inputs.text_problem("why", params["why"], "say why the data may be given up"))
     problems.append(_inputs.ledger_path_problem(params["ledger_path"]))
-    if not 0 <= params["lock_timeout"] < float("inf"):  # NaN too: it compared as no wait, inf hung
-        problems.append("lock_timeout must be 0 or more seconds (a finite number), got %s"
-                        % params["lock_timeout"])
+    problems.append(_inputs.lock_timeout_problem(params["lock_timeout"]))
     _inputs.raise_problems(problems)
     return _inputs.as_given(params, raw, ARGUMENT_SPEC)
 

@@ -248,6 +248,13 @@ def ledger_path_problem(path):
     return None
 
 
+def lock_timeout_problem(seconds):
+    """The ledger lock's wait: NaN compared as no wait at all, and inf waited forever."""
+    if not 0 <= seconds < float("inf"):
+        return "lock_timeout must be 0 or more seconds (a finite number), got %s" % seconds
+    return None
+
+
 def blank(value):
     """True for None and for strings made only of whitespace."""
     return value is None or (isinstance(value, str) and not value.strip())
