@@ -480,6 +480,11 @@ def main():
                     partial[key] = scanned[key]
             for message in scanned["ansible_facts"]["pmem"]["warnings"]:
                 module.warn(message)
+            # what the scan could not read (a device name that is not on this host, an unreadable
+            # list): "nothing to do" is only about what it read, so say what it did not
+            for error in scanned["ansible_facts"]["pmem"]["errors"]:
+                module.warn("scan: %s: %s" % (error.get("device") or error.get("file") or "host",
+                                              error.get("message")))
             if nothing_to_do(p, scanned):
                 summary = _plan.describe([], check=module.check_mode)
                 return dict(partial, changed=scanned["changed"], ranges=[], summary=summary, failed=False,

@@ -95,6 +95,25 @@ def test_scan_places_a_memory_failure_only_an_earlier_boots_journal_still_has(ho
     assert [e.get("boot_id") for e in placed[0]["events"]] == ["ab" * 16], placed[0]["events"]
 
 
+def test_scan_of_a_device_not_on_this_host_says_so_beside_nothing_to_do(host, monkeypatch, tmp_path):
+    """A renamed or misspelled device: the scan finds nothing there to do, and the result says
+    it could not read that device (a warning naming it and the next step), not only "nothing"."""
+    host("stock-clean")
+    state = tmp_path / "state"
+    state.mkdir()
+    before = snapshot(str(state))
+    warned = []
+    monkeypatch.setattr(pmem_clear.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
+    out = run_inprocess(pmem_clear, {"ledger_path": str(state / "ledger.json"),
+                                     "scan": {"devices": ["pmem7"], "use_ndctl": "never"}, "quarantine": True},
+                        monkeypatch)
+    assert not out.get("failed") and out["changed"] is False, out
+    assert out["ansible_facts"]["pmem"]["clean"] is False
+    named = [w for w in warned if w.startswith("scan: pmem7: no such pmem device")]
+    assert named and "Next step" in named[0], warned
+    assert snapshot(str(state)) == before
+
+
 @pytest.mark.parametrize("given", ["bad_ranges", "results", "capabilities"])
 def test_scan_with_what_it_gathers_given_is_refused(host, monkeypatch, tmp_path, given):
     host("stock-poison")
